@@ -1,0 +1,7 @@
+"""Entry point for ``python -m promptpipe``."""
+
+from __future__ import annotations
+
+from promptpipe.cli import main
+
+raise SystemExit(main())
