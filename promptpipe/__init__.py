@@ -1,3 +1,3 @@
-"""PromptPipe: habit prompts and LLM conversations with study participants over WhatsApp."""
+"""PromptPipe: habit prompts and LLM conversations with participants over WhatsApp."""
 
 __version__ = "0.1.0"

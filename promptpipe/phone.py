@@ -2,8 +2,8 @@
 
 A canonical phone is the string of ASCII digits left after these rules:
 
-* every Unicode decimal digit counts, so ``+٤٤٧٧٠٠٩٠٠١٢٣`` (Arabic-Indic digits) and
-  ``+１５５５…`` (full-width digits) map to the same ASCII digits as ``+447700900123``;
+* every Unicode decimal digit counts, so Arabic-Indic or full-width digits map to the
+  same ASCII digits as their ASCII spelling;
 * every other character (``+``, spaces, dashes, dots, brackets, letters) is dropped;
 * a leading ``00`` is the international call prefix and is dropped, so
   ``0044 7700 900123`` and ``+44 7700 900123`` are one person. No country code starts

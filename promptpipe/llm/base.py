@@ -1,4 +1,4 @@
-"""The chat-model interface: messages and tool definitions in, a reply or tool calls out.
+"""The chat-model interface: messages and tools in, a reply or tool calls out.
 
 Only ``llm/openai_chat.py`` talks to an LLM API; it maps every SDK failure to
 ``LLMError``. The conversation engine and the prompt generators see only these records.

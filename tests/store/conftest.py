@@ -1,0 +1,69 @@
+"""The ``store`` fixture: one contract, three backends.
+
+PostgreSQL cases run against a real server (``PROMPTPIPE_TEST_PG_DSN``, default
+``postgresql://postgres@127.0.0.1:5432/test``), each test in a fresh schema that is
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import AsyncIterator
+
+import pytest
+import trio_asyncio
+
+from promptpipe.store import open_store_backend
+from promptpipe.store.base import Store
+from tests.conftest import require_postgres
+
+
+@pytest.fixture
+async def asyncio_loop() -> AsyncIterator[None]:
+    async with trio_asyncio.open_loop():
+        yield
+
+
+async def open_postgres_schema_store(dsn: str) -> tuple[Store, str]:
+    import asyncpg
+
+    schema = "pp_test_" + secrets.token_hex(6)
+    connection = await trio_asyncio.aio_as_trio(asyncpg.connect)(dsn)
+    try:
+        await trio_asyncio.aio_as_trio(connection.execute)(f"CREATE SCHEMA {schema}")
+    finally:
+        await trio_asyncio.aio_as_trio(connection.close)()
+    store = await open_store_backend(dsn, {"search_path": schema})
+    return store, schema
+
+
+async def drop_postgres_schema(dsn: str, schema: str) -> None:
+    import asyncpg
+
+    connection = await trio_asyncio.aio_as_trio(asyncpg.connect)(dsn)
+    try:
+        await trio_asyncio.aio_as_trio(connection.execute)(
+            f"DROP SCHEMA {schema} CASCADE"
+        )
+    finally:
+        await trio_asyncio.aio_as_trio(connection.close)()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request, tmp_path, asyncio_loop) -> AsyncIterator[Store]:
+    if request.param == "memory":
+        opened = await open_store_backend("memory:")
+        yield opened
+        await opened.aclose()
+    elif request.param == "sqlite":
+        opened = await open_store_backend(f"file:{tmp_path}/state.db?_foreign_keys=on")
+        yield opened
+        await opened.aclose()
+    else:
+        dsn = require_postgres()
+        opened, schema = await open_postgres_schema_store(dsn)
+        try:
+            yield opened
+        finally:
+            await opened.aclose()
+            await drop_postgres_schema(dsn, schema)
