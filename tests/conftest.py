@@ -40,3 +40,9 @@ def require_postgres() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return dsn
+
+
+from tests.fakes.fixtures import fake_llm_server  # noqa: E402
+from tests.storage import asyncio_loop, sql_store, store  # noqa: E402
+
+__all__ = ["asyncio_loop", "fake_llm_server", "sql_store", "store"]

@@ -276,7 +276,10 @@ class Store(Protocol):
         ...
 
     async def claim_job(self, job_id: str, now: datetime) -> Job | None:
-        """Mark one ``queued`` job ``running`` and return it; ``None`` if not queued."""
+        """Mark one queued job that is due by ``now`` running, and return it.
+
+        Returns ``None`` when the job is not queued or not yet due.
+        """
         ...
 
     async def claim_due_jobs(self, now: datetime, limit: int) -> list[Job]:
@@ -305,17 +308,30 @@ class Store(Protocol):
         """
         ...
 
-    async def cancel_job(self, job_id: str, now: datetime) -> bool:
-        """Mark a queued or running job ``canceled``; return whether it changed."""
+    async def cancel_job(
+        self, job_id: str, now: datetime, reason: str | None = None
+    ) -> bool:
+        """Mark a queued or running job ``canceled``; return whether it changed.
+
+        ``reason``, when given, is stored in ``last_error``.
+        """
+        ...
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[Job]:
+        """Return up to ``limit`` queued jobs due by ``now``, earliest first."""
         ...
 
     async def requeue_running_jobs(
-        self, now: datetime, locked_before: datetime | None
+        self,
+        now: datetime,
+        locked_before: datetime | None,
+        exclude: Sequence[str] = (),
     ) -> list[Job]:
         """Queue again every ``running`` job, or only those locked before a time.
 
         At boot the lock file guarantees no other owner, so every running job is
-        requeued (``locked_before=None``); while running, only expired leases are.
+        requeued (``locked_before=None``); while running, only expired leases are,
+        and never the jobs in ``exclude`` (being handled in this process).
         """
         ...
 

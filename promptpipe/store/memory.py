@@ -349,13 +349,22 @@ class MemoryStore:
         return job
 
     def _cancel_job(
-        self, tables: _Tables, journal: _Journal, job_id: str, now: datetime
+        self,
+        tables: _Tables,
+        journal: _Journal,
+        job_id: str,
+        now: datetime,
+        reason: str | None = None,
     ) -> bool:
         job = tables.jobs.get(job_id)
         if job is None or job.status not in _JOB_UNFINISHED:
             return False
         canceled = replace(
-            job, status=JobStatus.CANCELED, locked_at=None, updated_at=now
+            job,
+            status=JobStatus.CANCELED,
+            locked_at=None,
+            updated_at=now,
+            last_error=reason if reason is not None else job.last_error,
         )
         self._set_job(tables, journal, canceled)
         return True
@@ -375,7 +384,7 @@ class MemoryStore:
         self, tables: _Tables, journal: _Journal, job_id: str, now: datetime
     ) -> Job | None:
         job = tables.jobs.get(job_id)
-        if job is None or job.status is not JobStatus.QUEUED:
+        if job is None or job.status is not JobStatus.QUEUED or job.run_at > now:
             return None
         claimed = replace(job, status=JobStatus.RUNNING, locked_at=now, updated_at=now)
         return self._set_job(tables, journal, claimed)
@@ -467,16 +476,36 @@ class MemoryStore:
 
         return await self._write(work)
 
-    async def cancel_job(self, job_id: str, now: datetime) -> bool:
-        return await self._write(lambda t, j: self._cancel_job(t, j, job_id, now))
+    async def cancel_job(
+        self, job_id: str, now: datetime, reason: str | None = None
+    ) -> bool:
+        return await self._write(
+            lambda t, j: self._cancel_job(t, j, job_id, now, reason)
+        )
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[Job]:
+        def listing(tables: _Tables) -> list[Job]:
+            due = [
+                job
+                for job in tables.jobs.values()
+                if job.status is JobStatus.QUEUED and job.run_at <= now
+            ]
+            return sorted(due, key=lambda job: (job.run_at, job.id))[:limit]
+
+        return await self._read(listing)
 
     async def requeue_running_jobs(
-        self, now: datetime, locked_before: datetime | None
+        self,
+        now: datetime,
+        locked_before: datetime | None,
+        exclude: Sequence[str] = (),
     ) -> list[Job]:
+        excluded = set(exclude)
+
         def work(tables: _Tables, journal: _Journal) -> list[Job]:
             requeued = []
             for job in list(tables.jobs.values()):
-                if job.status is not JobStatus.RUNNING:
+                if job.status is not JobStatus.RUNNING or job.id in excluded:
                     continue
                 if (
                     locked_before is not None

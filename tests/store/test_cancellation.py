@@ -13,7 +13,7 @@ import trio_asyncio
 from promptpipe.store.postgres.connection import PostgresConnection
 from promptpipe.store.sqlite.connection import SqliteConnection
 from tests.conftest import require_postgres
-from tests.store.conftest import drop_postgres_schema
+from tests.storage import drop_postgres_schema
 
 
 @pytest.fixture

@@ -59,9 +59,10 @@ async def test_enqueue_after_done_creates_new_row(store) -> None:
 
 async def test_enqueue_after_failed_creates_new_row(store) -> None:
     first = await store.enqueue_job(make_job(dedupe_key="k"), T0)
-    for attempt in range(3):
-        await store.claim_job(first, at(attempt))
-        await store.fail_job(first, "boom", at(attempt))
+    for _ in range(3):
+        due = (await store.get_job(first)).run_at
+        await store.claim_job(first, due)
+        await store.fail_job(first, "boom", due)
 
     second = await store.enqueue_job(make_job(dedupe_key="k"), at(10))
 
@@ -110,6 +111,13 @@ async def test_claim_job_only_claims_queued(store) -> None:
     assert (await store.claim_job(job_id, at(1))).status is JobStatus.RUNNING
     assert await store.claim_job(job_id, at(2)) is None
     assert await store.claim_job("job_missing", at(2)) is None
+
+
+async def test_claim_job_waits_for_due_time(store) -> None:
+    job_id = await store.enqueue_job(make_job(run_at=at(60)), T0)
+
+    assert await store.claim_job(job_id, at(59)) is None
+    assert (await store.claim_job(job_id, at(60))).status is JobStatus.RUNNING
 
 
 async def test_fail_job_backs_off_then_gives_up(store) -> None:
@@ -241,3 +249,36 @@ async def test_job_timestamps_keep_microseconds(store) -> None:
     assert (await store.get_job(job_id)).run_at == run_at
     assert await store.claim_due_jobs(T0, 10) == []
     assert len(await store.claim_due_jobs(run_at, 10)) == 1
+
+
+async def test_due_jobs_lists_without_claiming(store) -> None:
+    due = await store.enqueue_job(make_job(run_at=at(5)), T0)
+    await store.enqueue_job(make_job(run_at=at(500)), T0)
+
+    listed = await store.due_jobs(at(10), 10)
+
+    assert [job.id for job in listed] == [due]
+    assert (await store.get_job(due)).status is JobStatus.QUEUED
+
+
+async def test_requeue_running_jobs_skips_excluded(store) -> None:
+    handled = await store.enqueue_job(make_job(), T0)
+    lost = await store.enqueue_job(make_job(), T0)
+    await store.claim_job(handled, T0)
+    await store.claim_job(lost, T0)
+
+    requeued = await store.requeue_running_jobs(at(600), at(300), [handled])
+
+    assert [job.id for job in requeued] == [lost]
+    assert (await store.get_job(handled)).status is JobStatus.RUNNING
+
+
+async def test_cancel_job_records_reason(store) -> None:
+    job_id = await store.enqueue_job(make_job(), T0)
+    await store.claim_job(job_id, T0)
+
+    await store.cancel_job(job_id, at(1), "misfire: fired 7200 s late")
+
+    job = await store.get_job(job_id)
+    assert job.status is JobStatus.CANCELED
+    assert job.last_error == "misfire: fired 7200 s late"

@@ -11,7 +11,7 @@ from promptpipe.models import JobStatus
 from promptpipe.store import open_store_backend
 from promptpipe.store.migrations import load_migrations
 from tests.conftest import require_postgres
-from tests.store.conftest import drop_postgres_schema, open_postgres_schema_store
+from tests.storage import drop_postgres_schema, open_postgres_schema_store
 
 APPLICATION_TABLES = {
     "receipts",

@@ -49,7 +49,8 @@ UPDATE jobs SET status = 'canceled', locked_at = NULL, updated_at = $1
 WHERE dedupe_key = $2 AND {_UNFINISHED}
 """
 CANCEL_JOB: Final = """
-UPDATE jobs SET status = 'canceled', locked_at = NULL, updated_at = $1
+UPDATE jobs SET status = 'canceled', locked_at = NULL, updated_at = $1,
+    last_error = COALESCE($3, last_error)
 WHERE id = $2 AND status IN ('queued', 'running')
 """
 CANCEL_PARTICIPANT_JOBS: Final = """
@@ -58,7 +59,7 @@ WHERE status IN ('queued', 'running') AND payload_json->>'participant_id' = $2
 """
 CLAIM_JOB: Final = f"""
 UPDATE jobs SET status = 'running', locked_at = $1, updated_at = $1
-WHERE id = $2 AND status = 'queued'
+WHERE id = $2 AND status = 'queued' AND run_at <= $1
 RETURNING {_COLUMNS}
 """
 CLAIM_DUE: Final = f"""
@@ -85,7 +86,12 @@ REQUEUE_RUNNING: Final = f"""
 UPDATE jobs SET status = 'queued', locked_at = NULL, updated_at = $1
 WHERE status = 'running'
   AND ($2::timestamp IS NULL OR locked_at IS NULL OR locked_at < $2::timestamp)
+  AND NOT (id = ANY($3::text[]))
 RETURNING {_COLUMNS}
+"""
+SELECT_DUE_JOBS: Final = f"""
+SELECT {_COLUMNS} FROM jobs WHERE status = 'queued' AND run_at <= $1
+ORDER BY run_at, id LIMIT $2
 """
 COUNT_JOBS: Final = "SELECT status, kind, COUNT(*) FROM jobs GROUP BY status, kind"
 
@@ -205,9 +211,16 @@ async def fail_job(
     return job_from_row(updated) if updated else None
 
 
-async def cancel_job(con: asyncpg.Connection, job_id: str, now: datetime) -> bool:
-    status = await con.execute(CANCEL_JOB, ts(now), job_id)
+async def cancel_job(
+    con: asyncpg.Connection, job_id: str, now: datetime, reason: str | None = None
+) -> bool:
+    status = await con.execute(CANCEL_JOB, ts(now), job_id, reason)
     return bool(status.endswith(" 1"))
+
+
+async def due_jobs(con: asyncpg.Connection, now: datetime, limit: int) -> list[Job]:
+    rows = await con.fetch(SELECT_DUE_JOBS, ts(now), limit)
+    return [job_from_row(row) for row in rows]
 
 
 async def cancel_participant_jobs(
@@ -217,10 +230,13 @@ async def cancel_participant_jobs(
 
 
 async def requeue_running(
-    con: asyncpg.Connection, now: datetime, locked_before: datetime | None
+    con: asyncpg.Connection,
+    now: datetime,
+    locked_before: datetime | None,
+    exclude: Sequence[str],
 ) -> list[Job]:
     cutoff = ts(locked_before) if locked_before is not None else None
-    rows = await con.fetch(REQUEUE_RUNNING, ts(now), cutoff)
+    rows = await con.fetch(REQUEUE_RUNNING, ts(now), cutoff, list(exclude))
     return [job_from_row(row) for row in rows]
 
 

@@ -223,14 +223,24 @@ class PostgresStore:
             lambda con: jobs.fail_job(con, job_id, error, now, retry_delay)
         )
 
-    async def cancel_job(self, job_id: str, now: datetime) -> bool:
-        return await self._db.transaction(lambda con: jobs.cancel_job(con, job_id, now))
+    async def cancel_job(
+        self, job_id: str, now: datetime, reason: str | None = None
+    ) -> bool:
+        return await self._db.transaction(
+            lambda con: jobs.cancel_job(con, job_id, now, reason)
+        )
+
+    async def due_jobs(self, now: datetime, limit: int) -> list[Job]:
+        return await self._db.run(lambda con: jobs.due_jobs(con, now, limit))
 
     async def requeue_running_jobs(
-        self, now: datetime, locked_before: datetime | None
+        self,
+        now: datetime,
+        locked_before: datetime | None,
+        exclude: Sequence[str] = (),
     ) -> list[Job]:
         return await self._db.transaction(
-            lambda con: jobs.requeue_running(con, now, locked_before)
+            lambda con: jobs.requeue_running(con, now, locked_before, exclude)
         )
 
     async def count_jobs(self) -> dict[tuple[str, str], int]:

@@ -7,6 +7,7 @@ first read; select-then-update is therefore safe against a concurrent claimer.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -40,7 +41,8 @@ UPDATE jobs SET status = 'canceled', locked_at = NULL, updated_at = ?
 WHERE dedupe_key = ? AND {_UNFINISHED}
 """
 CANCEL_JOB: Final = """
-UPDATE jobs SET status = 'canceled', locked_at = NULL, updated_at = ?
+UPDATE jobs SET status = 'canceled', locked_at = NULL, updated_at = ?,
+    last_error = COALESCE(?, last_error)
 WHERE id = ? AND status IN ('queued', 'running')
 """
 CANCEL_PARTICIPANT_JOBS: Final = """
@@ -50,7 +52,7 @@ WHERE status IN ('queued', 'running')
 """
 CLAIM_JOB: Final = f"""
 UPDATE jobs SET status = 'running', locked_at = ?, updated_at = ?
-WHERE id = ? AND status = 'queued'
+WHERE id = ? AND status = 'queued' AND run_at <= ?
 RETURNING {_COLUMNS}
 """
 SELECT_DUE: Final = """
@@ -69,7 +71,12 @@ RETURNING {_COLUMNS}
 REQUEUE_RUNNING: Final = f"""
 UPDATE jobs SET status = 'queued', locked_at = NULL, updated_at = ?
 WHERE status = 'running' AND (? IS NULL OR locked_at IS NULL OR locked_at < ?)
+  AND id NOT IN (SELECT value FROM json_each(?))
 RETURNING {_COLUMNS}
+"""
+SELECT_DUE_JOBS: Final = f"""
+SELECT {_COLUMNS} FROM jobs WHERE status = 'queued' AND run_at <= ?
+ORDER BY run_at, id LIMIT ?
 """
 COUNT_JOBS: Final = "SELECT status, kind, COUNT(*) FROM jobs GROUP BY status, kind"
 
@@ -151,7 +158,7 @@ def list_jobs(
 
 
 def claim_job(con: sqlite3.Connection, job_id: str, now: datetime) -> Job | None:
-    row = con.execute(CLAIM_JOB, (ts(now), ts(now), job_id)).fetchone()
+    row = con.execute(CLAIM_JOB, (ts(now), ts(now), job_id, ts(now))).fetchone()
     return job_from_row(row) if row else None
 
 
@@ -188,8 +195,14 @@ def fail_job(
     return job_from_row(row) if row else None
 
 
-def cancel_job(con: sqlite3.Connection, job_id: str, now: datetime) -> bool:
-    return con.execute(CANCEL_JOB, (ts(now), job_id)).rowcount > 0
+def cancel_job(
+    con: sqlite3.Connection, job_id: str, now: datetime, reason: str | None = None
+) -> bool:
+    return con.execute(CANCEL_JOB, (ts(now), reason, job_id)).rowcount > 0
+
+
+def due_jobs(con: sqlite3.Connection, now: datetime, limit: int) -> list[Job]:
+    return [job_from_row(row) for row in con.execute(SELECT_DUE_JOBS, (ts(now), limit))]
 
 
 def cancel_participant_jobs(
@@ -199,10 +212,14 @@ def cancel_participant_jobs(
 
 
 def requeue_running(
-    con: sqlite3.Connection, now: datetime, locked_before: datetime | None
+    con: sqlite3.Connection,
+    now: datetime,
+    locked_before: datetime | None,
+    exclude: Sequence[str],
 ) -> list[Job]:
     cutoff = ts(locked_before) if locked_before is not None else None
-    rows = con.execute(REQUEUE_RUNNING, (ts(now), cutoff, cutoff)).fetchall()
+    excluded = json.dumps(list(exclude))
+    rows = con.execute(REQUEUE_RUNNING, (ts(now), cutoff, cutoff, excluded)).fetchall()
     return [job_from_row(row) for row in rows]
 
 

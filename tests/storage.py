@@ -1,4 +1,4 @@
-"""The ``store`` fixture: one contract, three backends.
+"""Store fixtures shared by every test folder: one contract, three backends.
 
 PostgreSQL cases run against a real server (``PROMPTPIPE_TEST_PG_DSN``, default
 ``postgresql://postgres@127.0.0.1:5432/test``), each test in a fresh schema that is
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 import trio_asyncio
@@ -49,16 +50,21 @@ async def drop_postgres_schema(dsn: str, schema: str) -> None:
         await trio_asyncio.aio_as_trio(connection.close)()
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def store(request, tmp_path, asyncio_loop) -> AsyncIterator[Store]:
-    if request.param == "memory":
+@asynccontextmanager
+async def open_test_store(kind: str, tmp_path) -> AsyncIterator[Store]:
+    """Open a fresh store of ``kind``: memory, sqlite or postgres."""
+    if kind == "memory":
         opened = await open_store_backend("memory:")
-        yield opened
-        await opened.aclose()
-    elif request.param == "sqlite":
+        try:
+            yield opened
+        finally:
+            await opened.aclose()
+    elif kind == "sqlite":
         opened = await open_store_backend(f"file:{tmp_path}/state.db?_foreign_keys=on")
-        yield opened
-        await opened.aclose()
+        try:
+            yield opened
+        finally:
+            await opened.aclose()
     else:
         dsn = require_postgres()
         opened, schema = await open_postgres_schema_store(dsn)
@@ -67,3 +73,15 @@ async def store(request, tmp_path, asyncio_loop) -> AsyncIterator[Store]:
         finally:
             await opened.aclose()
             await drop_postgres_schema(dsn, schema)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+async def store(request, tmp_path, asyncio_loop) -> AsyncIterator[Store]:
+    async with open_test_store(request.param, tmp_path) as opened:
+        yield opened
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def sql_store(request, tmp_path, asyncio_loop) -> AsyncIterator[Store]:
+    async with open_test_store(request.param, tmp_path) as opened:
+        yield opened
