@@ -48,11 +48,14 @@ class Firing:
 class ActorContext:
     """What an actor may use while it runs: its key, the clock, timers, the system."""
 
-    __slots__ = ("_stop_requested", "key", "system")
+    __slots__ = ("_stop_requested", "key", "restarts", "system")
 
-    def __init__(self, key: str, system: ActorSystem) -> None:
+    def __init__(self, key: str, system: ActorSystem, restarts: int = 0) -> None:
         self.key = key
         self.system = system
+        # How many times this key's actor was restarted after a crash; 0 on the
+        # first start, so ``on_start`` can tell a recovery from a fresh spawn.
+        self.restarts = restarts
         self._stop_requested = False
 
     @property

@@ -111,6 +111,7 @@ async def supervise(
                 cell.finish_stopped()
                 return
             cell.system.stats.restarts += 1
+            cell.restarts += 1
             continue
         cell.finish_stopped()
         return

@@ -95,6 +95,7 @@ class ActorCell(Generic[M]):
         "_idle_scope",
         "_stop_requested",
         "busy",
+        "restarts",
         "key",
         "mailbox",
         "stopped",
@@ -106,6 +107,7 @@ class ActorCell(Generic[M]):
         self.key = key
         self.mailbox: Mailbox[M] = Mailbox(capacity)
         self.busy = False
+        self.restarts = 0
         self.stopped = trio.Event()
         self._stop_requested = False
         self._idle_scope: trio.CancelScope | None = None
@@ -119,7 +121,7 @@ class ActorCell(Generic[M]):
     async def run_once(self) -> None:
         """Run one actor instance until a graceful stop; raise on a crash."""
         actor: Actor[M] = self.system.factory(self.key)
-        ctx = ActorContext(self.key, self.system)
+        ctx = ActorContext(self.key, self.system, self.restarts)
         await actor.on_start(ctx)
         logger.debug("actor started", extra=_log_extra(self.key, "actor_started"))
 

@@ -128,6 +128,13 @@ class TimerService:
         """Forget an armed timer; its row is left as the caller wrote it."""
         self._armed.pop(timer_id, None)
 
+    def disarm_owner(self, key: str) -> int:
+        """Forget every armed timer of actor ``key``; return how many. O(armed)."""
+        owned = [tid for tid, (_, timer) in self._armed.items() if timer.key == key]
+        for timer_id in owned:
+            del self._armed[timer_id]
+        return len(owned)
+
     def misfire_reason(self, timer: Timer, lateness: timedelta) -> str | None:
         """Return why ``timer`` must be skipped, or ``None`` to run it."""
         policy = self._misfire.get(timer.kind, FIRE_LATE)

@@ -66,8 +66,7 @@ def canonicalize_phone(recipient: str) -> str:
             digits.append(str(value))
     if not digits:
         raise InvalidPhoneError(
-            "invalid phone number: no digits found in recipient "
-            f"{_go_quote(recipient)}"
+            f"invalid phone number: no digits found in recipient {_go_quote(recipient)}"
         )
 
     canonical = "".join(digits)

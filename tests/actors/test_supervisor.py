@@ -226,3 +226,27 @@ async def test_stop_grace_cancels_stuck_handler(autojump_clock, timer_store) -> 
 
     assert trio.current_time() == 4.0
     assert journal.handled == []
+
+
+async def test_context_counts_restarts(autojump_clock, timer_store) -> None:
+    from actors import Actor
+
+    seen = []
+
+    class Counting(Actor[object]):
+        async def on_start(self, ctx) -> None:
+            seen.append(ctx.restarts)
+
+        async def handle(self, ctx, message) -> None:
+            raise RuntimeError("always")
+
+    clock = VirtualClock(START)
+    async with open_actor_system(
+        lambda key: Counting(), timer_store, clock, restart_policy=NO_JITTER
+    ) as system:
+        ref = system.spawn("a")
+        await ref.send(1)
+        await ref.send(2)
+        await trio.sleep(10)
+
+    assert seen == [0, 1, 2]

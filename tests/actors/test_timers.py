@@ -298,3 +298,23 @@ async def test_boot_requeues_running_timers(autojump_clock, timer_store, memory_
 
     assert report.requeued_timers == 1
     assert journal.fired == [(0.0, "a", timer.id)]
+
+
+async def test_disarm_owner_forgets_only_that_actor(autojump_clock, timer_store):
+    clock = VirtualClock(START)
+    journal = Journal()
+    async with open_actor_system(
+        recorder_factory(journal), timer_store, clock
+    ) as system:
+        for actor in ("a", "a", "b"):
+            timer = await timer_store.save_timer(
+                actor, request(50, actor=actor), clock.now()
+            )
+            system.timers.arm(timer)
+            if actor == "a":
+                # As when a participant is deleted: rows canceled, then disarmed.
+                await timer_store.cancel_timer(timer.id, clock.now())
+        assert system.timers.disarm_owner("a") == 2
+        await trio.sleep(100)
+
+    assert [key for _, key, _ in journal.fired] == ["b"]
