@@ -144,6 +144,7 @@ class Settings:
     feedback_followup_delay: datetime.timedelta = datetime.timedelta(hours=3)
     scheduler_prep_time_minutes: int = 10
     auto_feedback_after_prompt_enabled: bool = True
+    feedback_timers_enabled: bool = False
     auto_enroll_new_users: bool = False
     debug: bool = False
     transport: Literal["whatsapp", "console"] = "whatsapp"
@@ -551,6 +552,17 @@ _OPTIONS: Final[tuple[_Option, ...]] = (
         "AUTO_FEEDBACK_AFTER_PROMPT_ENABLED",
         _parse_boolean,
         "Switch a participant to feedback 5 minutes after each daily prompt.",
+        _CONVERSATION,
+        metavar="BOOL",
+        is_boolean=True,
+    ),
+    _Option(
+        "feedback_timers_enabled",
+        "--feedback-timers-enabled",
+        "FEEDBACK_TIMERS_ENABLED",
+        _parse_boolean,
+        "After each daily prompt, ask for feedback when none arrived within "
+        "FEEDBACK_INITIAL_TIMEOUT, and follow up after FEEDBACK_FOLLOWUP_DELAY.",
         _CONVERSATION,
         metavar="BOOL",
         is_boolean=True,

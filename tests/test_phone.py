@@ -21,7 +21,11 @@ from promptpipe.phone import canonicalize_phone, mask_phone
         ("0044 7700 900123", "447700900123"),
         ("+44 7700 900123", "447700900123"),
         ("+٤٤٧٧٠٠٩٠٠١٢٣", "447700900123"),
-        ("＋４４７７００９００１２３", "447700900123"),
+        # Full-width plus sign and digits, written as escapes.
+        (
+            "\uff0b\uff14\uff14\uff17\uff17\uff10\uff10\uff19\uff10\uff10\uff11\uff12\uff13",
+            "447700900123",
+        ),
         ("0612345678", "0612345678"),
     ],
 )
@@ -43,11 +47,13 @@ def test_canonicalize_phone_accepts(raw: str, expected: str) -> None:
         ),
         (
             "123-45",
-            r'^invalid phone number: "12345" is too short \(minimum 6 digits required\)$',
+            r'^invalid phone number: "12345" is too short \(minimum 6 digits '
+            r"required\)$",
         ),
         (
             "00 1234",
-            r'^invalid phone number: "1234" is too short \(minimum 6 digits required\)$',
+            r'^invalid phone number: "1234" is too short \(minimum 6 digits '
+            r"required\)$",
         ),
         ("\x07", r'^invalid phone number: no digits found in recipient "\\x07"$'),
     ],

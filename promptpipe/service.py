@@ -1,0 +1,317 @@
+"""``promptpipe serve``: one process, one trio root nursery, ordered start and stop.
+
+Start order: state-directory lock, store (migrations applied), transport, LLM client,
+then the application (outbox sender, actor system with every participant and queued
+job restored, redelivery of unprocessed messages, inbound path) and finally the HTTP
+server. One log line reports readiness with the address.
+
+Stop: the first SIGINT or SIGTERM starts a graceful shutdown bounded by
+``SHUTDOWN_TIMEOUT``: HTTP stops accepting (in-flight requests get five seconds),
+the inbox stops, actors finish the message in hand, the outbox drains, the store
+closes and the lock is released. A second signal cancels whatever is left at once.
+Exit status: 0 after a clean shutdown, 1 when start-up fails (with one clear line).
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Final
+
+import trio
+
+from actors import SystemClock
+from promptpipe.app import Application, AppOptions, create_application
+from promptpipe.config import Settings
+from promptpipe.errors import PromptPipeError
+from promptpipe.flow.context import FlowSettings
+from promptpipe.flow.prompts import load_system_prompts
+from promptpipe.llm.base import ChatModel
+from promptpipe.lock import acquire_state_lock
+from promptpipe.messaging.pacing import CONSOLE_PACING, WHATSAPP_PACING, PacingPolicy
+from promptpipe.scheduling.cron import parse_default_cron
+from promptpipe.scheduling.schedule import Schedule, ScheduleError
+from promptpipe.store import open_store
+from promptpipe.store.dsn import detect_engine, redact_dsn
+from promptpipe.transport.base import Transport
+
+logger = logging.getLogger(__name__)
+
+# Collect young objects less often: at 100,000 resident actors the default
+# thresholds spent seconds in full collections (see docs/benchmarks.md).
+GC_THRESHOLDS: Final = (50_000, 20, 100)
+
+
+def default_schedule(settings: Settings) -> Schedule | None:
+    """Parse DEFAULT_SCHEDULE; an invalid value is a warning and no default."""
+    if not settings.default_schedule:
+        return None
+    try:
+        return parse_default_cron(settings.default_schedule)
+    except ScheduleError as exc:
+        logger.warning(
+            "DEFAULT_SCHEDULE ignored: %s",
+            exc,
+            extra={"event": "default_schedule_invalid"},
+        )
+        return None
+
+
+def pacing_policy(settings: Settings) -> PacingPolicy:
+    base = WHATSAPP_PACING if settings.transport == "whatsapp" else CONSOLE_PACING
+    rate = settings.outbox_rate_per_minute
+    burst = settings.outbox_burst
+    interval = settings.outbox_recipient_interval
+    return PacingPolicy(
+        rate_per_minute=rate if rate is not None else base.rate_per_minute,
+        burst=burst if burst is not None else base.burst,
+        recipient_interval=(
+            interval.total_seconds()
+            if interval is not None
+            else base.recipient_interval
+        ),
+    )
+
+
+def flow_settings(settings: Settings) -> FlowSettings:
+    return FlowSettings(
+        prep_minutes=settings.scheduler_prep_time_minutes,
+        auto_feedback_enabled=settings.auto_feedback_after_prompt_enabled,
+        history_limit=settings.chat_history_limit,
+        debug=settings.debug,
+        feedback_timers_enabled=settings.feedback_timers_enabled,
+        feedback_initial_timeout=settings.feedback_initial_timeout,
+        feedback_followup_delay=settings.feedback_followup_delay,
+    )
+
+
+def build_llm(settings: Settings) -> ChatModel:
+    from promptpipe.llm.debuglog import DebugLoggingChatModel
+    from promptpipe.llm.openai_chat import build_chat_model
+
+    model: ChatModel = build_chat_model(
+        api_key=settings.openai_api_key,
+        model=settings.genai_model,
+        temperature=settings.genai_temperature,
+        base_url=settings.openai_base_url or None,
+        timeout=settings.genai_timeout.total_seconds(),
+        max_retries=settings.genai_max_retries,
+    )
+    if settings.debug:
+        model = DebugLoggingChatModel(model, settings.state_dir / "debug")
+    return model
+
+
+@asynccontextmanager
+async def open_transport(settings: Settings) -> AsyncIterator[Transport]:
+    """Open the configured transport.
+
+    WhatsApp runs the login flow first when no device is linked yet.
+    """
+    if settings.transport == "console":
+        from promptpipe.transport.console import ConsoleTransport
+
+        yield ConsoleTransport(settings.console_output)
+        return
+
+    from promptpipe.transport.whatsapp import WhatsAppTransport, has_logged_in_device
+    from promptpipe.transport.whatsapp_login import login
+
+    linked = await trio.to_thread.run_sync(
+        has_logged_in_device, settings.whatsapp_db_dsn
+    )
+    if not linked:
+        logger.info(
+            "no WhatsApp device linked; starting the login flow",
+            extra={"event": "whatsapp_login_required"},
+        )
+        await login(settings)
+    transport = WhatsAppTransport(settings.whatsapp_db_dsn)
+    try:
+        yield transport
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await transport.aclose()
+
+
+@asynccontextmanager
+async def asyncio_bridge(engine: str) -> AsyncIterator[None]:
+    """Open the trio-asyncio loop that asyncpg needs, only for PostgreSQL."""
+    if engine != "postgres":
+        yield
+        return
+    import trio_asyncio
+
+    async with trio_asyncio.open_loop():
+        yield
+
+
+async def _serve(settings: Settings, ready_hook: trio.Event | None = None) -> None:
+    from promptpipe.api.app import create_api
+    from promptpipe.api.server import check_bind_security, serve_api
+    from promptpipe.metrics import InstrumentedChatModel, ServiceMetrics
+
+    check_bind_security(settings.api_host, settings.api_token)
+    engine = detect_engine(settings.app_db_dsn)
+    clock = SystemClock()
+    shutdown = trio.Event()
+
+    async with trio.open_nursery() as root:
+        root.start_soon(_watch_signals, shutdown, root.cancel_scope)
+        async with asyncio_bridge(engine):
+            async with open_store(settings.app_db_dsn) as store:
+                logger.info(
+                    "store opened: %s %s",
+                    engine,
+                    redact_dsn(settings.app_db_dsn),
+                    extra={"event": "store_opened"},
+                )
+                async with open_transport(settings) as transport:
+                    metrics = ServiceMetrics()
+                    llm = InstrumentedChatModel(build_llm(settings), metrics)
+                    app = create_application(
+                        store=store,
+                        transport=transport,
+                        llm=llm,
+                        clock=clock,
+                        options=AppOptions(
+                            auto_enroll=settings.auto_enroll_new_users,
+                            default_schedule=default_schedule(settings),
+                            job_lease=settings.job_lease_timeout,
+                            stop_grace=settings.shutdown_timeout.total_seconds(),
+                        ),
+                        flow_settings=flow_settings(settings),
+                        prompts=load_system_prompts(
+                            settings.intake_bot_prompt_file,
+                            settings.feedback_tracker_prompt_file,
+                            settings.prompt_generator_prompt_file,
+                        ),
+                        pacing=pacing_policy(settings),
+                        outbox_max_attempts=settings.outbox_max_attempts,
+                    )
+                    metrics.bind(app)
+                    async with app.running():
+                        gc.freeze()
+                        await _serve_http(
+                            app,
+                            settings,
+                            metrics,
+                            shutdown,
+                            create_api,
+                            serve_api,
+                            transport,
+                            ready_hook,
+                        )
+        root.cancel_scope.cancel()
+
+
+async def _serve_http(
+    app: Application,
+    settings: Settings,
+    metrics: object,
+    shutdown: trio.Event,
+    create_api: object,
+    serve_api: object,
+    transport: Transport,
+    ready_hook: trio.Event | None,
+) -> None:
+    quart_app = create_api(  # type: ignore[operator]
+        app,
+        token=settings.api_token,
+        max_body_bytes=settings.api_max_body_bytes,
+        console_enabled=settings.transport == "console",
+        metrics=metrics,
+    )
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(
+            lambda task_status: serve_api(  # type: ignore[operator]
+                quart_app,
+                settings.api_host,
+                settings.api_port,
+                shutdown_trigger=shutdown.wait,
+                task_status=task_status,
+            )
+        )
+        logger.info(
+            "promptpipe ready: listening on %s (store %s, transport %s)",
+            ", ".join(binds),
+            app.store.engine,
+            transport.name,
+            extra={"event": "service_ready"},
+        )
+        if ready_hook is not None:
+            ready_hook.set()
+        await shutdown.wait()
+        logger.info("shutting down", extra={"event": "service_stopping"})
+
+
+async def _watch_signals(shutdown: trio.Event, root: trio.CancelScope) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            if not shutdown.is_set():
+                logger.info(
+                    "received %s; stopping gracefully (send it again to force)",
+                    signal.Signals(signum).name,
+                    extra={"event": "signal_received"},
+                )
+                shutdown.set()
+            else:
+                logger.warning(
+                    "second signal; cancelling everything now",
+                    extra={"event": "forced_shutdown"},
+                )
+                root.cancel()
+                return
+
+
+def find_app_error(exc: BaseException) -> PromptPipeError | None:
+    """Return the first ``PromptPipeError`` in ``exc`` or its nested groups.
+
+    trio nurseries and trio-asyncio wrap a start-up failure in exception groups.
+    """
+    if isinstance(exc, PromptPipeError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = find_app_error(inner)
+            if found is not None:
+                return found
+    return None
+
+
+def run_service(settings: Settings) -> int:
+    """Run the service until a signal stops it; return the exit status."""
+    gc.set_threshold(*GC_THRESHOLDS)
+    if settings.env_file is not None:
+        logger.info(
+            "loaded settings from %s", settings.env_file, extra={"event": "env_loaded"}
+        )
+    try:
+        lock = acquire_state_lock(settings.state_dir)
+    except PromptPipeError as exc:
+        print(f"promptpipe: error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(
+            f"promptpipe: error: cannot create the lock file in {settings.state_dir}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 1
+
+    try:
+        trio.run(_serve, settings)
+    except BaseException as exc:
+        error = find_app_error(exc)
+        if error is None:
+            raise
+        print(f"promptpipe: error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        lock.release()
+    logger.info("promptpipe stopped", extra={"event": "service_stopped"})
+    return 0
