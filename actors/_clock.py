@@ -9,6 +9,7 @@ every call, so a wall-clock step is noticed at the next conversion.
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -16,7 +17,13 @@ import trio
 
 
 class Clock(Protocol):
-    """Wall-clock time for the runtime and the application."""
+    """Wall-clock time for the runtime and the application.
+
+    ``resync_interval`` is the longest the timer service sleeps in one go, in
+    seconds, so that a step of the wall clock is noticed that soon.
+    """
+
+    resync_interval: float
 
     def now(self) -> datetime:
         """Return the current time, timezone-aware UTC. Never blocks."""
@@ -30,6 +37,8 @@ class Clock(Protocol):
 class SystemClock:
     """The real clock. Must be used inside ``trio.run``."""
 
+    resync_interval = 60.0
+
     def now(self) -> datetime:
         return datetime.now(UTC)
 
@@ -41,7 +50,10 @@ class VirtualClock:
     """A clock that starts at ``start`` and advances with trio's clock.
 
     Create it inside ``trio.run``; with ``MockClock`` every ``trio.sleep`` moves it.
+    Its wall time cannot step, so the timer service never wakes just to resync.
     """
+
+    resync_interval = math.inf
 
     def __init__(self, start: datetime) -> None:
         if start.tzinfo is None:

@@ -45,8 +45,6 @@ from actors._store import Timer, TimerStore
 
 logger = logging.getLogger("actors.timers")
 
-# The service wakes at least this often, so a step of the wall clock is noticed.
-MAX_SLEEP_SECONDS: Final = 60.0
 # A full mailbox is tried again after this delay.
 RETRY_DELIVERY_SECONDS: Final = 0.05
 SWEEP_BATCH: Final = 500
@@ -187,7 +185,7 @@ class TimerService:
         while True:
             self._deliver_due()
             now = trio.current_time()
-            wake = now + MAX_SLEEP_SECONDS
+            wake = now + self._clock.resync_interval
             if self._heap:
                 due = datetime.fromtimestamp(self._heap[0][0], UTC)
                 wake = min(wake, self._clock.deadline_for(due))
