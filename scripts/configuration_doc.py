@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from promptpipe import config  # noqa: E402
+from promptpipe import config
 
 HEADER = """# Configuration
 
