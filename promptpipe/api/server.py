@@ -1,0 +1,129 @@
+"""Serve the admin API with hypercorn's trio worker inside the caller's nursery.
+
+``serve_api`` is meant for ``nursery.start``: it reports the bound addresses once
+the socket listens, so port 0 works, and it returns by itself after the shutdown
+trigger fires and in-flight requests had ``GRACEFUL_TIMEOUT_SECONDS`` to finish.
+Requests still running then are cancelled. Hypercorn writes no access log, so
+paths, bodies and tokens of requests are never logged by the server.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve
+from quart_trio import QuartTrio
+
+from promptpipe.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+GRACEFUL_TIMEOUT_SECONDS: Final = 5.0
+_ALL_INTERFACES: Final = "0.0.0.0"
+
+
+class InsecureBindError(ConfigError):
+    """The API would listen on a non-loopback address without a token."""
+
+    code = "insecure_api_bind"
+
+    def __init__(self, host: str) -> None:
+        where = "every interface" if host == "" else host
+        problem = (
+            f"the admin API would listen on {where} without a bearer token, so "
+            "anyone who can reach it could send messages and delete participants; "
+            "set API_TOKEN (--api-token) to a secret, or set API_ADDR (--api-addr) "
+            "to a loopback address such as 127.0.0.1:8080"
+        )
+        super().__init__("API_ADDR", host, problem)
+
+
+def is_loopback_host(host: str) -> bool:
+    """Return whether ``host`` names only this machine: 127.0.0.0/8, ::1 or localhost.
+
+    The empty host means every interface and is not loopback. Host names other
+    than ``localhost`` are not resolved, so they count as non-loopback.
+    """
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def check_bind_security(host: str, token: str) -> None:
+    """Refuse an API without a token on an address other machines can reach.
+
+    Raises:
+        InsecureBindError: ``host`` is not loopback and ``token`` is empty.
+    """
+    if token or is_loopback_host(host):
+        return
+    raise InsecureBindError(host)
+
+
+def _bind_address(host: str, port: int) -> str:
+    if host == "":
+        host = _ALL_INTERFACES
+    if ":" in host:
+        return f"[{host}]:{port}"
+    return f"{host}:{port}"
+
+
+def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> Config:
+    config = Config()
+    config.bind = [_bind_address(host, port)]
+    config.graceful_timeout = graceful_timeout
+    config.accesslog = None
+    config.errorlog = logger
+    config.include_server_header = False
+    return config
+
+
+async def serve_api(
+    quart_app: QuartTrio,
+    host: str,
+    port: int,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]],
+    graceful_timeout: float = GRACEFUL_TIMEOUT_SECONDS,
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve ``quart_app`` on ``host``:``port`` until ``shutdown_trigger`` returns.
+
+    An empty ``host`` listens on every IPv4 interface. ``task_status.started``
+    receives the bound URLs, such as ``["http://127.0.0.1:41234"]``, once the
+    socket listens. After the trigger, new connections are refused and requests
+    in flight get ``graceful_timeout`` seconds before they are cancelled.
+
+    Raises:
+        OSError: the address cannot be bound.
+    """
+    config = _hypercorn_config(host, port, graceful_timeout)
+
+    async def started(task_status: trio.TaskStatus[list[str]]) -> None:
+        await serve(
+            quart_app,
+            config,
+            shutdown_trigger=shutdown_trigger,
+            task_status=task_status,
+        )
+
+    async with trio.open_nursery() as nursery:
+        binds: list[str] = await nursery.start(started)
+        logger.info(
+            "admin API listening on %s",
+            ", ".join(binds),
+            extra={"event": "api_listening"},
+        )
+        task_status.started(binds)
+    logger.info("admin API stopped", extra={"event": "api_stopped"})

@@ -1,0 +1,105 @@
+"""Wrong methods, unknown paths and the response content types."""
+
+from __future__ import annotations
+
+import pytest
+
+EMPTY_405 = [
+    ("/send", "POST"),
+    ("/schedule", "POST"),
+    ("/response", "POST"),
+    ("/receipts", "GET"),
+    ("/responses", "GET"),
+    ("/stats", "GET"),
+    ("/health", "GET"),
+]
+ENVELOPE_405 = [
+    ("/timers", "GET"),
+    ("/timers/", "GET"),
+    ("/timers/sched_1", "GET, DELETE"),
+    ("/conversation/participants", "GET, POST"),
+    ("/conversation/participants/", "GET, POST"),
+    ("/conversation/participants/p_1", "GET, PUT, DELETE"),
+    ("/metrics", "GET"),
+    ("/openapi.json", "GET"),
+]
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "PROPFIND")
+
+
+def _wrong_methods(allow: str) -> list[str]:
+    allowed = {method.strip() for method in allow.split(",")}
+    return [method for method in METHODS if method not in allowed]
+
+
+@pytest.mark.parametrize(("path", "allow"), EMPTY_405)
+async def test_wrong_method_empty_405(api, path, allow) -> None:
+    for method in _wrong_methods(allow):
+        response = await api.request(method, path)
+
+        assert response.status_code == 405, method
+        assert response.headers["Allow"] == allow
+        assert await response.get_data() == b""
+
+
+@pytest.mark.parametrize(("path", "allow"), ENVELOPE_405)
+async def test_wrong_method_envelope_405(api, path, allow) -> None:
+    for method in _wrong_methods(allow):
+        response = await api.request(method, path)
+
+        assert response.status_code == 405, method
+        assert response.headers["Allow"] == allow
+        if method != "HEAD":
+            assert await response.get_json() == {
+                "status": "error",
+                "message": "Method not allowed",
+            }
+            assert response.headers["Content-Type"] == "application/json"
+
+
+async def test_wrong_method_ignores_body(api) -> None:
+    response = await api.request("PUT", "/send", '{"to": "1234567890", "body": "x"}')
+
+    assert response.status_code == 405
+    assert api.transport.sent == []
+
+
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("/send/", "404 page not found"),
+        ("/nowhere", "404 page not found"),
+        ("/conversation/", "Invalid conversation endpoint"),
+        ("/conversation/other", "Unknown conversation endpoint"),
+        ("/conversation/other/deeper", "Unknown conversation endpoint"),
+    ],
+)
+async def test_unknown_paths_plain_text_404(api, path, text) -> None:
+    response = await api.request("GET", path)
+
+    assert response.status_code == 404
+    assert (await response.get_data()).decode() == text + "\n"
+    assert response.headers["Content-Type"].startswith("text/plain")
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/receipts", "/responses", "/stats", "/timers", "/conversation/participants"],
+)
+async def test_json_responses_are_application_json(api, path) -> None:
+    response = await api.request("GET", path)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "application/json"
+
+
+async def test_error_envelope_carries_error_code(api) -> None:
+    response = await api.request("POST", "/send", "{")
+
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["X-Error-Code"] == "invalid_json"
+
+
+async def test_console_route_absent_without_console(api) -> None:
+    response = await api.request("POST", "/console/inbound", "{}")
+
+    assert response.status_code == 404
