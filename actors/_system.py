@@ -95,9 +95,9 @@ class ActorCell(Generic[M]):
         "_idle_scope",
         "_stop_requested",
         "busy",
-        "restarts",
         "key",
         "mailbox",
+        "restarts",
         "stopped",
         "system",
     )

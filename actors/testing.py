@@ -20,7 +20,7 @@ async def wait_until(
     time under a ``MockClock``).
     """
     with trio.fail_after(limit):
-        while not predicate():
+        while not predicate():  # noqa: ASYNC110 - polling is the point of this probe
             await trio.sleep(interval)
 
 

@@ -146,7 +146,9 @@ def main() -> None:
     parser.add_argument("--actors", type=int, default=100_000)
     parser.add_argument("--window", type=float, default=10.0, help="seconds")
     parser.add_argument("--lead", type=float, default=20.0, help="seconds")
-    parser.add_argument("--json", type=Path, default=Path("bench/results/actors_scale.json"))
+    parser.add_argument(
+        "--json", type=Path, default=Path("bench/results/actors_scale.json")
+    )
     args = parser.parse_args()
 
     import trio.testing  # noqa: F401  (wait_all_tasks_blocked)

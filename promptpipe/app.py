@@ -38,7 +38,7 @@ from promptpipe.flow.participant import (
     UpdateParticipant,
 )
 from promptpipe.flow.prompts import SystemPrompts, load_system_prompts
-from promptpipe.llm.base import ChatModel
+from promptpipe.llm.base import ChatModel, is_configured
 from promptpipe.messaging.generators import GeneratorRegistry, attaches_poll
 from promptpipe.messaging.hooks import HookRegistry, ephemeral_hook_for, restore_hooks
 from promptpipe.messaging.inbox import Inbox
@@ -423,14 +423,12 @@ class Application:
             MissingScheduleError: no schedule and no default schedule.
             GenAINotConfiguredError: a GenAI prompt without a configured LLM.
         """
-        from promptpipe.llm.openai_chat import UnconfiguredChatModel
-
+        if prompt.type == "genai" and not is_configured(self.flow.llm):
+            raise GenAINotConfiguredError
         if schedule is None:
             schedule = self.options.default_schedule
         if schedule is None:
             raise MissingScheduleError
-        if prompt.type == "genai" and isinstance(self.flow.llm, UnconfiguredChatModel):
-            raise GenAINotConfiguredError
 
         now = self.clock.now()
         scheduled = ScheduledPrompt(
@@ -475,8 +473,8 @@ class Application:
         )
         if job is None:
             return False
-        self.system.timers.disarm(job.id)
         await self.store.cancel_job(job.id, self.clock.now(), "timer deleted")
+        self.system.timers.disarm(job.id)
         return True
 
     # Receipts, responses, health

@@ -125,7 +125,7 @@ class Settings:
     state_dir: Path = DEFAULT_STATE_DIR
     whatsapp_db_dsn: str = derive_sqlite_dsn(DEFAULT_STATE_DIR, WHATSAPP_DB_FILENAME)
     app_db_dsn: str = derive_sqlite_dsn(DEFAULT_STATE_DIR, APP_DB_FILENAME)
-    api_addr: str = ":8080"
+    api_addr: str = "127.0.0.1:8080"
     api_token: str = ""
     api_max_body_bytes: int = 65536
     default_schedule: str = ""
@@ -393,8 +393,8 @@ _OPTIONS: Final[tuple[_Option, ...]] = (
         "--api-addr",
         "API_ADDR",
         _parse_listen_address,
-        "HTTP listen address as host:port; an empty host listens on every interface, "
-        "port 0 picks a free port.",
+        "HTTP listen address as host:port; an empty host (:8080) listens on every "
+        "interface and then needs API_TOKEN, port 0 picks a free port.",
         _API,
         metavar="HOST:PORT",
     ),

@@ -20,11 +20,13 @@ import signal
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Final
 
 import trio
 
 from actors import SystemClock
+from promptpipe.api import check_bind_security, create_api, serve_api
 from promptpipe.app import Application, AppOptions, create_application
 from promptpipe.config import Settings
 from promptpipe.errors import PromptPipeError
@@ -33,9 +35,11 @@ from promptpipe.flow.prompts import load_system_prompts
 from promptpipe.llm.base import ChatModel
 from promptpipe.lock import acquire_state_lock
 from promptpipe.messaging.pacing import CONSOLE_PACING, WHATSAPP_PACING, PacingPolicy
+from promptpipe.metrics import InstrumentedChatModel, Metrics
 from promptpipe.scheduling.cron import parse_default_cron
 from promptpipe.scheduling.schedule import Schedule, ScheduleError
 from promptpipe.store import open_store
+from promptpipe.store.base import Store
 from promptpipe.store.dsn import detect_engine, redact_dsn
 from promptpipe.transport.base import Transport
 
@@ -150,76 +154,73 @@ async def asyncio_bridge(engine: str) -> AsyncIterator[None]:
         yield
 
 
-async def _serve(settings: Settings, ready_hook: trio.Event | None = None) -> None:
-    from promptpipe.api.app import create_api
-    from promptpipe.api.server import check_bind_security, serve_api
-    from promptpipe.metrics import InstrumentedChatModel, ServiceMetrics
-
+async def _serve(settings: Settings) -> None:
     check_bind_security(settings.api_host, settings.api_token)
     engine = detect_engine(settings.app_db_dsn)
-    clock = SystemClock()
     shutdown = trio.Event()
 
     async with trio.open_nursery() as root:
         root.start_soon(_watch_signals, shutdown, root.cancel_scope)
-        async with asyncio_bridge(engine):
-            async with open_store(settings.app_db_dsn) as store:
-                logger.info(
-                    "store opened: %s %s",
-                    engine,
-                    redact_dsn(settings.app_db_dsn),
-                    extra={"event": "store_opened"},
-                )
-                async with open_transport(settings) as transport:
-                    metrics = ServiceMetrics()
-                    llm = InstrumentedChatModel(build_llm(settings), metrics)
-                    app = create_application(
-                        store=store,
-                        transport=transport,
-                        llm=llm,
-                        clock=clock,
-                        options=AppOptions(
-                            auto_enroll=settings.auto_enroll_new_users,
-                            default_schedule=default_schedule(settings),
-                            job_lease=settings.job_lease_timeout,
-                            stop_grace=settings.shutdown_timeout.total_seconds(),
-                        ),
-                        flow_settings=flow_settings(settings),
-                        prompts=load_system_prompts(
-                            settings.intake_bot_prompt_file,
-                            settings.feedback_tracker_prompt_file,
-                            settings.prompt_generator_prompt_file,
-                        ),
-                        pacing=pacing_policy(settings),
-                        outbox_max_attempts=settings.outbox_max_attempts,
-                    )
-                    metrics.bind(app)
+        async with asyncio_bridge(engine), open_store(settings.app_db_dsn) as store:
+            logger.info(
+                "store opened: %s %s",
+                engine,
+                redact_dsn(settings.app_db_dsn),
+                extra={"event": "store_opened"},
+            )
+            async with open_transport(settings) as transport:
+                metrics = Metrics()
+                llm = build_llm(settings)
+                try:
+                    app = _build_app(settings, store, transport, llm, metrics)
                     async with app.running():
                         gc.freeze()
-                        await _serve_http(
-                            app,
-                            settings,
-                            metrics,
-                            shutdown,
-                            create_api,
-                            serve_api,
-                            transport,
-                            ready_hook,
-                        )
+                        await _serve_http(app, settings, metrics, shutdown)
+                finally:
+                    with trio.CancelScope(shield=True), trio.move_on_after(5):
+                        await _close_llm(llm)
         root.cancel_scope.cancel()
 
 
-async def _serve_http(
-    app: Application,
+def _build_app(
     settings: Settings,
-    metrics: object,
-    shutdown: trio.Event,
-    create_api: object,
-    serve_api: object,
+    store: Store,
     transport: Transport,
-    ready_hook: trio.Event | None,
+    llm: ChatModel,
+    metrics: Metrics,
+) -> Application:
+    return create_application(
+        store=store,
+        transport=transport,
+        llm=InstrumentedChatModel(llm, metrics),
+        clock=SystemClock(),
+        options=AppOptions(
+            auto_enroll=settings.auto_enroll_new_users,
+            default_schedule=default_schedule(settings),
+            job_lease=settings.job_lease_timeout,
+            stop_grace=settings.shutdown_timeout.total_seconds(),
+        ),
+        flow_settings=flow_settings(settings),
+        prompts=load_system_prompts(
+            settings.intake_bot_prompt_file,
+            settings.feedback_tracker_prompt_file,
+            settings.prompt_generator_prompt_file,
+        ),
+        pacing=pacing_policy(settings),
+        outbox_max_attempts=settings.outbox_max_attempts,
+    )
+
+
+async def _close_llm(llm: ChatModel) -> None:
+    close = getattr(llm, "aclose", None)
+    if close is not None:
+        await close()
+
+
+async def _serve_http(
+    app: Application, settings: Settings, metrics: Metrics, shutdown: trio.Event
 ) -> None:
-    quart_app = create_api(  # type: ignore[operator]
+    quart_app = create_api(
         app,
         token=settings.api_token,
         max_body_bytes=settings.api_max_body_bytes,
@@ -228,23 +229,21 @@ async def _serve_http(
     )
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(
-            lambda task_status: serve_api(  # type: ignore[operator]
+            partial(
+                serve_api,
                 quart_app,
                 settings.api_host,
                 settings.api_port,
                 shutdown_trigger=shutdown.wait,
-                task_status=task_status,
             )
         )
         logger.info(
             "promptpipe ready: listening on %s (store %s, transport %s)",
             ", ".join(binds),
             app.store.engine,
-            transport.name,
+            app.transport.name,
             extra={"event": "service_ready"},
         )
-        if ready_hook is not None:
-            ready_hook.set()
         await shutdown.wait()
         logger.info("shutting down", extra={"event": "service_stopping"})
 

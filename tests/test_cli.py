@@ -163,7 +163,7 @@ def test_main_help_shows_defaults_and_units(capsys: pytest.CaptureFixture[str]) 
     assert "default: file:{STATE_DIR}/whatsmeow.db?_foreign_keys=on]" in output
     assert "default: file:{STATE_DIR}/state.db?_foreign_keys=on]" in output
     assert "DATABASE_URL is used when DATABASE_DSN is unset" in output
-    assert "default: :8080]" in output
+    assert "default: 127.0.0.1:8080]" in output
     assert "in bytes. [env API_MAX_BODY_BYTES, default: 65536]" in output
     assert "default: gpt-4o-mini]" in output
     assert "[env GENAI_TEMPERATURE, default: 0.1]" in output

@@ -56,8 +56,8 @@ def test_load_settings_defaults(workdir: Path) -> None:
     assert settings.whatsapp_db_dsn == DEFAULT_WHATSAPP_DSN
     assert settings.app_db_dsn == DEFAULT_APP_DSN
 
-    assert settings.api_addr == ":8080"
-    assert settings.api_host == ""
+    assert settings.api_addr == "127.0.0.1:8080"
+    assert settings.api_host == "127.0.0.1"
     assert settings.api_port == 8080
     assert settings.api_token == ""
     assert settings.api_max_body_bytes == 65536

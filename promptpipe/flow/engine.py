@@ -25,7 +25,7 @@ from promptpipe.flow.profile import (
     parse_typed_intensity,
 )
 from promptpipe.flow.reminders import handle_reminder_reply
-from promptpipe.llm.openai_chat import UnconfiguredChatModel
+from promptpipe.llm.base import is_configured
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ async def process_turn(ctx: FlowContext, text: str, received_at: datetime) -> st
         LLMError: the model failed; the pre-module changes and the participant's
             message are kept in ``ctx``.
     """
-    if isinstance(ctx.services.llm, UnconfiguredChatModel):
+    if not is_configured(ctx.services.llm):
         raise LLMNotConfiguredError
     ensure_active_state(ctx)
 

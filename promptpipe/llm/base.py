@@ -51,6 +51,15 @@ class ChatCompletion:
     refusal: str | None = None
 
 
+def is_configured(model: object) -> bool:
+    """Whether calls to ``model`` can reach a language model at all.
+
+    A model without a ``configured`` attribute counts as configured; the model used
+    when no API key is set, and every wrapper of it, says False.
+    """
+    return bool(getattr(model, "configured", True))
+
+
 class ChatModel(Protocol):
     """A chat-completion endpoint.
 

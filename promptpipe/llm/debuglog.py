@@ -26,6 +26,7 @@ from promptpipe.llm.base import (
     ChatModel,
     ToolCall,
     ToolSpec,
+    is_configured,
 )
 
 logger = logging.getLogger(__name__)
@@ -134,6 +135,10 @@ class DebugLoggingChatModel:
         self._inner = inner
         self._directory = directory
         self._clock: Clock = clock if clock is not None else _SystemClock()
+
+    @property
+    def configured(self) -> bool:
+        return is_configured(self._inner)
 
     @property
     def model(self) -> str:

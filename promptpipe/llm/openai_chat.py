@@ -313,6 +313,8 @@ class OpenAIChatModel:
 class UnconfiguredChatModel:
     """A ``ChatModel`` for a service started without an API key: every call fails."""
 
+    configured = False
+
     def __init__(self, model: str) -> None:
         self._model = model
 

@@ -21,8 +21,6 @@ from promptpipe.llm.debuglog import DebugLoggingChatModel
 from promptpipe.llm.openai_chat import OpenAIChatModel
 from tests.fakes.llm_server import FakeLLMServer, ScriptedReply
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 CALL_TIME = datetime(2026, 3, 4, 5, 6, 7, 890000, tzinfo=UTC)
 NAME_PATTERN = re.compile(r"^\d{4}-\d{2}-\d{2}\.\d{2}-\d{2}-\d{2}\.[0-9a-f]{16}\.json$")
 MESSAGES = [

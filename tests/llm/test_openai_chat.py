@@ -20,8 +20,6 @@ from promptpipe.llm.openai_chat import (
 )
 from tests.fakes.llm_server import FakeLLMServer, ScriptedReply
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 API_KEY = "sk-test-0123456789abcdef"
 MODEL = "test-model"
 NOT_CONFIGURED = (

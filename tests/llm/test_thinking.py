@@ -19,8 +19,6 @@ from promptpipe.llm.thinking import (
 )
 from tests.fakes.llm_server import FakeLLMServer, ScriptedReply
 
-pytest_plugins = ["tests.fakes.fixtures"]
-
 CALL = ToolCall(id="call_1", name="save_user_profile", arguments='{"domain": "sleep"}')
 
 

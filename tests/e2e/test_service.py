@@ -1,0 +1,379 @@
+"""The real service as a subprocess, on SQLite and on PostgreSQL.
+
+Each test runs the SQLite and the PostgreSQL service side by side, so the minute-long
+wait for a daily prompt is paid once. Messages go out through the console transport
+into a JSON-lines file; the LLM is the fake OpenAI-compatible server, reached through
+the real openai SDK inside the service.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import trio
+import trio_asyncio
+
+from tests.conftest import require_postgres
+from tests.e2e.process import ServiceProcess, service_environment, start_service
+from tests.fakes.llm_server import FakeLLMServer, ScriptedReply, open_fake_llm_server
+
+pytestmark = pytest.mark.slow
+
+PARTICIPANT_PHONE = "15550102000"
+STRANGER_PHONE = "15550109999"
+
+
+def next_schedule_time(lead_seconds: float) -> datetime:
+    """The next whole UTC minute at least ``lead_seconds`` from now."""
+    target = datetime.now(UTC) + timedelta(seconds=lead_seconds + 60)
+    return target.replace(second=0, microsecond=0)
+
+
+def intake_script(due: datetime) -> list[ScriptedReply]:
+    return [
+        ScriptedReply(content="Welcome! What habit would you like to build?"),
+        ScriptedReply(
+            tool_calls=[
+                (
+                    "save_user_profile",
+                    json.dumps(
+                        {
+                            "habit_domain": "movement",
+                            "motivational_frame": "energy",
+                            "preferred_time": due.strftime("%H:%M"),
+                            "prompt_anchor": "after lunch",
+                        }
+                    ),
+                ),
+                (
+                    "scheduler",
+                    json.dumps(
+                        {
+                            "action": "create",
+                            "type": "fixed",
+                            "fixed_time": due.strftime("%H:%M"),
+                            "timezone": "UTC",
+                        }
+                    ),
+                ),
+                ("transition_state", '{"target_state":"FEEDBACK"}'),
+            ]
+        ),
+        ScriptedReply(content="All set! Your first prompt comes soon."),
+        ScriptedReply(content="After lunch, stand up and stretch for one minute."),
+    ]
+
+
+async def postgres_dsn(stack: list[str]) -> str:
+    import asyncpg
+
+    dsn = require_postgres()
+    schema = "pp_e2e_" + secrets.token_hex(5)
+    connection = await trio_asyncio.aio_as_trio(asyncpg.connect)(dsn)
+    try:
+        await trio_asyncio.aio_as_trio(connection.execute)(f"CREATE SCHEMA {schema}")
+    finally:
+        await trio_asyncio.aio_as_trio(connection.close)()
+    stack.append(schema)
+    separator = "&" if "?" in dsn else "?"
+    return f"{dsn}{separator}search_path={schema}"
+
+
+async def drop_schemas(schemas: list[str]) -> None:
+    import asyncpg
+
+    if not schemas:
+        return
+    connection = await trio_asyncio.aio_as_trio(asyncpg.connect)(require_postgres())
+    try:
+        for schema in schemas:
+            await trio_asyncio.aio_as_trio(connection.execute)(
+                f"DROP SCHEMA IF EXISTS {schema} CASCADE"
+            )
+    finally:
+        await trio_asyncio.aio_as_trio(connection.close)()
+
+
+def environment(llm: FakeLLMServer, dsn: str, **extra: str) -> dict[str, str]:
+    return service_environment(
+        OPENAI_API_KEY="test-key",
+        OPENAI_BASE_URL=llm.base_url,
+        DATABASE_DSN=dsn,
+        SCHEDULER_PREP_TIME_MINUTES="0",
+        GENAI_MAX_RETRIES="0",
+        **extra,
+    )
+
+
+async def enroll_and_schedule(service: ServiceProcess) -> None:
+    async with service.client() as client:
+        response = await client.post(
+            "/conversation/participants",
+            json={"phone_number": "+1 555 010 2000", "name": "Ana"},
+        )
+        assert response.status_code == 201, response.text
+        response = await client.post(
+            "/console/inbound",
+            json={"from": "+15550102000", "text": "I'd like to move more, after lunch"},
+        )
+        assert response.status_code == 202, response.text
+
+
+def count(service: ServiceProcess, body: str) -> int:
+    return sum(1 for item in service.messages() if item.get("body") == body)
+
+
+async def run_flow(
+    nursery: trio.Nursery, tmp: Path, dsn: str, due: datetime, results: dict
+) -> None:
+    async with open_fake_llm_server() as llm:
+        llm.script(*intake_script(due))
+        service = await start_service(
+            nursery, tmp / "state", tmp / "out.jsonl", env=environment(llm, dsn)
+        )
+        await enroll_and_schedule(service)
+        await service.wait_for_output(
+            lambda items: any(i.get("body", "").startswith("All set") for i in items)
+        )
+        await service.wait_for_output(
+            lambda items: any("stretch" in i.get("body", "") for i in items),
+            timeout=(due - datetime.now(UTC)).total_seconds() + 30,
+        )
+        arrived = datetime.now(UTC)
+        async with service.client() as client:
+            receipts = (await client.get("/receipts")).json()["result"]
+            responses = (await client.get("/responses")).json()["result"]
+        service.terminate()
+        results["status"] = await service.wait()
+        results["arrived"] = arrived
+        results["messages"] = service.messages()
+        results["receipts"] = receipts
+        results["responses"] = responses
+        results["lock_exists"] = (tmp / "state" / "promptpipe.lock").exists()
+
+
+@pytest.mark.parametrize("lead", [15])
+async def test_service_end_to_end(tmp_path, asyncio_loop, lead) -> None:
+    """Enroll, intake through the LLM, and the daily prompt arrives at its time."""
+    due = next_schedule_time(lead)
+    schemas: list[str] = []
+    dsn_pg = await postgres_dsn(schemas)
+    results: dict[str, dict] = {"sqlite": {}, "postgres": {}}
+    try:
+        async with trio.open_nursery() as nursery:
+            for name, dsn in (
+                ("sqlite", f"file:{tmp_path}/sqlite/state/state.db?_foreign_keys=on"),
+                ("postgres", dsn_pg),
+            ):
+                (tmp_path / name).mkdir()
+                nursery.start_soon(
+                    run_flow, nursery, tmp_path / name, dsn, due, results[name]
+                )
+    finally:
+        await drop_schemas(schemas)
+
+    for name, result in results.items():
+        kinds = [
+            (item["kind"], item.get("body") or item.get("question"))
+            for item in result["messages"]
+            if item["kind"] != "typing"
+        ]
+        assert kinds[:2] == [
+            ("text", "Welcome! What habit would you like to build?"),
+            ("text", "All set! Your first prompt comes soon."),
+        ], name
+        assert kinds[2:5] == [
+            ("text", "After lunch, stand up and stretch for one minute."),
+            ("poll", "Did you do it?"),
+            ("poll", "How's the intensity?"),
+        ], name
+        assert due <= result["arrived"] < due + timedelta(seconds=10), name
+        assert all(item["to"] == PARTICIPANT_PHONE for item in result["messages"])
+        assert [r["status"] for r in result["receipts"]] == ["sent"] * 4, name
+        assert [r["from"] for r in result["responses"]] == ["+15550102000"], name
+        assert result["status"] == 0, name
+        assert result["lock_exists"] is False, name
+
+
+async def run_kill(
+    nursery: trio.Nursery, tmp: Path, dsn: str, due: datetime, results: dict
+) -> None:
+    async with open_fake_llm_server() as llm:
+        llm.script(*intake_script(due))
+        # The long interval holds the intake reply in the outbox at the kill.
+        first_env = environment(llm, dsn, OUTBOX_RECIPIENT_INTERVAL="10m")
+        first = await start_service(
+            nursery, tmp / "state", tmp / "out.jsonl", env=first_env
+        )
+        await enroll_and_schedule(first)
+        await trio.sleep(2)
+        async with first.client() as client:
+            response = await client.post(
+                "/console/inbound",
+                json={
+                    "from": "+15550109999",
+                    "text": "who is this?",
+                    "id": "wamid-kill",
+                },
+            )
+            assert response.status_code == 202
+        results["before_kill"] = first.messages()
+        await trio.sleep_until(
+            trio.current_time() + max((due - datetime.now(UTC)).total_seconds() - 3, 0)
+        )
+        first.kill()
+        results["kill_status"] = await first.wait()
+
+        await trio.sleep_until(
+            trio.current_time() + max((due - datetime.now(UTC)).total_seconds() + 2, 0)
+        )
+        second = await start_service(
+            nursery, tmp / "state", tmp / "out.jsonl", env=environment(llm, dsn)
+        )
+        await second.wait_for_output(
+            lambda items: any("stretch" in i.get("body", "") for i in items), timeout=30
+        )
+        await trio.sleep(3)
+        async with second.client() as client:
+            responses = (await client.get("/responses")).json()["result"]
+        second.terminate()
+        results["status"] = await second.wait()
+        results["messages"] = second.messages()
+        results["responses"] = responses
+
+
+async def test_kill_and_restart_send_each_message_once(tmp_path, asyncio_loop) -> None:
+    """kill -9 while a prompt is due and a reply is queued; each goes out once."""
+    due = next_schedule_time(20)
+    schemas: list[str] = []
+    dsn_pg = await postgres_dsn(schemas)
+    results: dict[str, dict] = {"sqlite": {}, "postgres": {}}
+    try:
+        async with trio.open_nursery() as nursery:
+            for name, dsn in (
+                ("sqlite", f"file:{tmp_path}/sqlite/state/state.db?_foreign_keys=on"),
+                ("postgres", dsn_pg),
+            ):
+                (tmp_path / name).mkdir()
+                nursery.start_soon(
+                    run_kill, nursery, tmp_path / name, dsn, due, results[name]
+                )
+    finally:
+        await drop_schemas(schemas)
+
+    for name, result in results.items():
+        bodies = [
+            item.get("body") for item in result["messages"] if item["kind"] == "text"
+        ]
+        before = [item.get("body") for item in result["before_kill"]]
+        assert result["kill_status"] == -9, name
+        assert "All set! Your first prompt comes soon." not in before, name
+        assert bodies.count("Welcome! What habit would you like to build?") == 1, name
+        assert bodies.count("All set! Your first prompt comes soon.") == 1, name
+        assert bodies.count("After lunch, stand up and stretch for one minute.") == 1, (
+            name
+        )
+        acks = [b for b in bodies if b and b.startswith("📝")]
+        assert len(acks) == 1, name
+        stranger = [r for r in result["responses"] if r["from"] == "+15550109999"]
+        assert len(stranger) == 1, name
+        assert result["status"] == 0, name
+
+
+async def test_second_instance_refused(tmp_path) -> None:
+    async with open_fake_llm_server() as llm, trio.open_nursery() as nursery:
+        env = environment(llm, f"file:{tmp_path}/state/state.db")
+        first = await start_service(
+            nursery, tmp_path / "state", tmp_path / "a.jsonl", env=env
+        )
+        second = await trio.run_process(
+            [
+                *__import__("tests.e2e.process", fromlist=["x"]).service_command(
+                    tmp_path / "state", tmp_path / "b.jsonl"
+                )
+            ],
+            env=env,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        async with first.client() as client:
+            health = await client.get("/health")
+        first.terminate()
+        status = await first.wait()
+
+    stderr = second.stderr.decode()
+    assert second.returncode == 1
+    assert str(tmp_path / "state" / "promptpipe.lock") in stderr
+    assert f"PID {first.process.pid} (running)" in stderr
+    assert health.status_code == 200
+    assert status == 0
+
+
+async def test_startup_failures_exit_nonzero(tmp_path) -> None:
+    base = service_environment()
+    bad_config = await trio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "promptpipe",
+            "serve",
+            "--state-dir",
+            str(tmp_path),
+            "--genai-temperature",
+            "7",
+        ],
+        env=base,
+        capture_stderr=True,
+        check=False,
+    )
+    unreachable = await trio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "promptpipe",
+            "serve",
+            "--state-dir",
+            str(tmp_path / "pg"),
+            "--transport",
+            "console",
+            "--api-addr",
+            "127.0.0.1:0",
+            "--app-db-dsn",
+            "postgresql://nobody@127.0.0.1:1/none",
+        ],
+        env=base,
+        capture_stderr=True,
+        check=False,
+    )
+    public = await trio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "promptpipe",
+            "serve",
+            "--state-dir",
+            str(tmp_path / "pub"),
+            "--transport",
+            "console",
+            "--api-addr",
+            "0.0.0.0:0",
+        ],
+        env=base,
+        capture_stderr=True,
+        check=False,
+    )
+
+    assert bad_config.returncode == 2
+    assert "GENAI_TEMPERATURE" in bad_config.stderr.decode() or "genai-temperature" in (
+        bad_config.stderr.decode()
+    )
+    assert unreachable.returncode == 1
+    assert "cannot connect to PostgreSQL" in unreachable.stderr.decode()
+    assert public.returncode == 1
+    assert "API_TOKEN" in public.stderr.decode()
