@@ -26,11 +26,17 @@ import trio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors import Actor, ActorContext, Firing, SystemClock, TimerRequest  # noqa: E402
-from actors import open_actor_system  # noqa: E402
-from promptpipe.models import Job  # noqa: E402
-from promptpipe.store.memory import MemoryStore  # noqa: E402
-from promptpipe.store.timers import JobsTimerStore  # noqa: E402
+from actors import (
+    Actor,
+    ActorContext,
+    Firing,
+    SystemClock,
+    TimerRequest,
+    open_actor_system,
+)
+from promptpipe.models import Job
+from promptpipe.store.memory import MemoryStore
+from promptpipe.store.timers import JobsTimerStore
 
 
 def rss_mib() -> float:
@@ -151,7 +157,7 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import trio.testing  # noqa: F401  (wait_all_tasks_blocked)
+    import trio.testing
 
     figures = trio.run(run, args.actors, args.window, args.lead)
     figures["machine"] = {
