@@ -32,6 +32,7 @@ from promptpipe.models import (
     NewJob,
     NewOutboxMessage,
     OutboxMessage,
+    OutboxStatus,
     Participant,
     Poll,
     Receipt,
@@ -56,6 +57,48 @@ def outbox_retry_delay(attempts_before: int) -> timedelta:
         return OUTBOX_RETRY_CAP
     delay: timedelta = OUTBOX_RETRY_BASE * int(2**attempts_before)
     return min(delay, OUTBOX_RETRY_CAP)
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    """The row values after a failed attempt: queued again or given up."""
+
+    status: str
+    attempts: int
+    next_at: datetime | None
+
+
+def decide_job_retry(
+    job: Job, now: datetime, retry_delay: timedelta | None
+) -> RetryDecision:
+    """Apply the job rules: 30 s x 2^(previous failures) after the claim, or failed.
+
+    A failed job keeps its ``run_at``.
+    """
+    attempt = job.attempt + 1
+    if attempt >= job.max_attempts:
+        return RetryDecision(JobStatus.FAILED.value, attempt, job.run_at)
+    delay = retry_delay if retry_delay is not None else job_retry_delay(job.attempt)
+    return RetryDecision(
+        JobStatus.QUEUED.value, attempt, (job.locked_at or now) + delay
+    )
+
+
+def decide_outbox_retry(
+    message: OutboxMessage, now: datetime, max_attempts: int
+) -> RetryDecision:
+    """Apply the outbox rules: 10 s x 2^(previous attempts), capped, or failed."""
+    attempts = message.attempts + 1
+    if attempts >= max_attempts:
+        return RetryDecision(
+            OutboxStatus.FAILED.value, attempts, message.next_attempt_at
+        )
+    claimed_at = message.locked_at or now
+    return RetryDecision(
+        OutboxStatus.QUEUED.value,
+        attempts,
+        claimed_at + outbox_retry_delay(message.attempts),
+    )
 
 
 def encode_json(value: Mapping[str, Any]) -> str:

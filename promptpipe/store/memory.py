@@ -50,10 +50,10 @@ from promptpipe.store.base import (
     PutFlowState,
     PutHook,
     PutParticipant,
+    decide_job_retry,
+    decide_outbox_retry,
     decode_json_object,
     encode_json,
-    job_retry_delay,
-    outbox_retry_delay,
 )
 
 T = TypeVar("T")
@@ -454,20 +454,12 @@ class MemoryStore:
             job = tables.jobs.get(job_id)
             if job is None or job.status is not JobStatus.RUNNING:
                 return None
-            attempt = job.attempt + 1
-            claimed_at = job.locked_at or now
-            if attempt >= job.max_attempts:
-                status, run_at = JobStatus.FAILED, job.run_at
-            else:
-                delay = retry_delay
-                if delay is None:
-                    delay = job_retry_delay(job.attempt)
-                status, run_at = JobStatus.QUEUED, claimed_at + delay
+            decision = decide_job_retry(job, now, retry_delay)
             updated = replace(
                 job,
-                status=status,
-                attempt=attempt,
-                run_at=run_at,
+                status=JobStatus(decision.status),
+                attempt=decision.attempts,
+                run_at=decision.next_at or job.run_at,
                 last_error=error,
                 locked_at=None,
                 updated_at=now,
@@ -640,24 +632,18 @@ class MemoryStore:
             message = tables.outbox.get(outbox_id)
             if message is None or message.status is not OutboxStatus.SENDING:
                 return None
-            attempts = message.attempts + 1
-            claimed_at = message.locked_at or now
-            if attempts >= max_attempts:
-                status, next_attempt = OutboxStatus.FAILED, message.next_attempt_at
-            else:
-                status = OutboxStatus.QUEUED
-                next_attempt = claimed_at + outbox_retry_delay(message.attempts)
+            decision = decide_outbox_retry(message, now, max_attempts)
             updated = replace(
                 message,
-                status=status,
-                attempts=attempts,
-                next_attempt_at=next_attempt,
+                status=OutboxStatus(decision.status),
+                attempts=decision.attempts,
+                next_attempt_at=decision.next_at,
                 last_error=error,
                 locked_at=None,
                 updated_at=now,
             )
             journal.put(tables.outbox, outbox_id, updated)
-            if status is OutboxStatus.FAILED:
+            if updated.status is OutboxStatus.FAILED:
                 self._cancel_dependents(tables, journal, outbox_id, now)
             return updated
 

@@ -12,7 +12,7 @@ from typing import Final
 import asyncpg
 
 from promptpipe.models import Job, JobStatus, NewJob
-from promptpipe.store.base import decode_json_object, encode_json, job_retry_delay
+from promptpipe.store.base import decide_job_retry, decode_json_object, encode_json
 from promptpipe.store.timestamps import (
     parse_db_timestamp,
     parse_optional_timestamp,
@@ -198,15 +198,16 @@ async def fail_job(
     if row is None:
         return None
     job = job_from_row(row)
-    attempt = job.attempt + 1
-    claimed_at = job.locked_at or now
-    if attempt >= job.max_attempts:
-        status, run_at = JobStatus.FAILED, job.run_at
-    else:
-        delay = retry_delay if retry_delay is not None else job_retry_delay(job.attempt)
-        status, run_at = JobStatus.QUEUED, claimed_at + delay
+    decision = decide_job_retry(job, now, retry_delay)
+    run_at = decision.next_at or job.run_at
     updated = await con.fetchrow(
-        RETRY_JOB, status.value, attempt, ts(run_at), error, ts(now), job_id
+        RETRY_JOB,
+        decision.status,
+        decision.attempts,
+        ts(run_at),
+        error,
+        ts(now),
+        job_id,
     )
     return job_from_row(updated) if updated else None
 

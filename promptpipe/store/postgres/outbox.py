@@ -15,7 +15,7 @@ from promptpipe.models import (
     Poll,
     Receipt,
 )
-from promptpipe.store.base import encode_json, outbox_retry_delay
+from promptpipe.store.base import decide_outbox_retry, encode_json
 from promptpipe.store.postgres.participants import INSERT_RECEIPT
 from promptpipe.store.timestamps import (
     parse_db_timestamp,
@@ -194,23 +194,18 @@ async def retry(
     if row is None:
         return None
     current = message_from_row(row)
-    attempts = current.attempts + 1
-    claimed_at = current.locked_at or now
-    if attempts >= max_attempts:
-        status, next_attempt = OutboxStatus.FAILED, current.next_attempt_at
-    else:
-        status = OutboxStatus.QUEUED
-        next_attempt = claimed_at + outbox_retry_delay(current.attempts)
+    decision = decide_outbox_retry(current, now, max_attempts)
+    next_attempt = ts(decision.next_at) if decision.next_at else None
     updated = await con.fetchrow(
         RETRY_MESSAGE,
-        status.value,
-        attempts,
-        ts(next_attempt) if next_attempt else None,
+        decision.status,
+        decision.attempts,
+        next_attempt,
         error,
         ts(now),
         outbox_id,
     )
-    if status is OutboxStatus.FAILED:
+    if decision.status == OutboxStatus.FAILED:
         pending = [outbox_id]
         while pending:
             required = pending.pop()

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import Final
 
 from promptpipe.models import Job, JobStatus, NewJob
-from promptpipe.store.base import decode_json_object, encode_json, job_retry_delay
+from promptpipe.store.base import decide_job_retry, decode_json_object, encode_json
 from promptpipe.store.timestamps import (
     format_sqlite_timestamp as ts,
     parse_db_timestamp,
@@ -182,15 +182,11 @@ def fail_job(
     job = get_job(con, job_id)
     if job is None or job.status is not JobStatus.RUNNING:
         return None
-    attempt = job.attempt + 1
-    claimed_at = job.locked_at or now
-    if attempt >= job.max_attempts:
-        status, run_at = JobStatus.FAILED, job.run_at
-    else:
-        delay = retry_delay if retry_delay is not None else job_retry_delay(job.attempt)
-        status, run_at = JobStatus.QUEUED, claimed_at + delay
+    decision = decide_job_retry(job, now, retry_delay)
+    run_at = decision.next_at or job.run_at
     row = con.execute(
-        RETRY_JOB, (status.value, attempt, ts(run_at), error, ts(now), job_id)
+        RETRY_JOB,
+        (decision.status, decision.attempts, ts(run_at), error, ts(now), job_id),
     ).fetchone()
     return job_from_row(row) if row else None
 

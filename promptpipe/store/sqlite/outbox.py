@@ -14,7 +14,7 @@ from promptpipe.models import (
     Poll,
     Receipt,
 )
-from promptpipe.store.base import encode_json, outbox_retry_delay
+from promptpipe.store.base import decide_outbox_retry, encode_json
 from promptpipe.store.sqlite.participants import INSERT_RECEIPT
 from promptpipe.store.timestamps import (
     format_sqlite_timestamp as ts,
@@ -187,25 +187,13 @@ def retry(
     current = get_message(con, outbox_id)
     if current is None or current.status is not OutboxStatus.SENDING:
         return None
-    attempts = current.attempts + 1
-    claimed_at = current.locked_at or now
-    if attempts >= max_attempts:
-        status, next_attempt = OutboxStatus.FAILED, current.next_attempt_at
-    else:
-        status = OutboxStatus.QUEUED
-        next_attempt = claimed_at + outbox_retry_delay(current.attempts)
+    decision = decide_outbox_retry(current, now, max_attempts)
+    next_attempt = ts(decision.next_at) if decision.next_at else None
     row = con.execute(
         RETRY_MESSAGE,
-        (
-            status.value,
-            attempts,
-            ts(next_attempt) if next_attempt else None,
-            error,
-            ts(now),
-            outbox_id,
-        ),
+        (decision.status, decision.attempts, next_attempt, error, ts(now), outbox_id),
     ).fetchone()
-    if status is OutboxStatus.FAILED:
+    if decision.status == OutboxStatus.FAILED:
         _cancel_dependents(con, outbox_id, now)
     return message_from_row(row) if row else None
 
