@@ -891,3 +891,41 @@ async def test_feedback_reply_cancels_feedback_timers(autojump_clock) -> None:
     history = json.loads(state["conversationHistory"])["messages"]
     assert len(history) == 2
     assert h.texts() == ["Busy days happen — want a shorter version?"]
+
+
+async def test_incomplete_profile_gets_fallback_prompt(autojump_clock) -> None:
+    """Scenario: generation fails, the fallback daily text still goes out."""
+    store = MemoryStore()
+    await seed_daily(store, "2025-06-02T13:20:00Z", profile={"habit_domain": "sleep"})
+
+    async with run_harness(utc("2025-06-02T13:00:00Z"), store=store) as h:
+        await h.advance_to(utc("2025-06-02T13:20:00Z"))
+        profile = await h.profile()
+        reminders = await h.jobs("daily_prompt_reminder", JobStatus.QUEUED)
+        switches = await h.jobs("auto_feedback_enforcement", JobStatus.QUEUED)
+
+    assert [item.kind for item in h.sent()] == ["text", "poll", "poll"]
+    assert h.texts()[0].startswith("Daily habit reminder")
+    assert profile["total_prompts"] == 1
+    assert len(reminders) == 1
+    assert len(switches) == 1
+
+
+async def test_auto_feedback_in_feedback_already_changes_nothing(autojump_clock):
+    store = MemoryStore()
+    await seed_daily(store, "2025-06-02T13:20:00Z", profile=FULL_PROFILE)
+    llm = ScriptedChatModel()
+    llm.queue(ScriptedReply(content="Prompt"))
+
+    async with run_harness(utc("2025-06-02T13:00:00Z"), store=store, llm=llm) as h:
+        await h.advance_to(utc("2025-06-02T13:24:00Z"))
+        before = await h.state()
+        await h.advance_to(utc("2025-06-02T13:25:00Z"))
+        after = await h.state()
+        job = (await h.jobs("auto_feedback_enforcement"))[0]
+
+    assert job.status is JobStatus.DONE
+    assert after["conversationState"] == "FEEDBACK"
+    assert {k: v for k, v in after.items() if k != "autoFeedbackTimerID"} == {
+        k: v for k, v in before.items() if k != "autoFeedbackTimerID"
+    }

@@ -1,0 +1,193 @@
+"""The inbound path: dedup, ignored senders, poll votes, receipts, redelivery."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import trio
+
+from promptpipe.models import NewOutboxMessage, Poll, Response
+from promptpipe.store.memory import MemoryStore
+from promptpipe.transport.base import (
+    DeliveryReceipt,
+    InboundMessage,
+    PollVote,
+    hash_poll_option,
+)
+from tests.fakes.llm import ScriptedChatModel
+from tests.fakes.llm_server import ScriptedReply
+from tests.flow.harness import P_PHONE, run_harness, seed_participant, utc
+
+STRANGER = "15551230009"
+START = utc("2025-06-02T10:00:00Z")
+
+
+def message(message_id: str, **fields) -> InboundMessage:
+    values = {"sender_phone": STRANGER, "timestamp": START, "text": "hi"}
+    values.update(fields)
+    return InboundMessage(message_id=message_id, **values)
+
+
+async def test_same_message_twice_in_a_row_handled_once(autojump_clock) -> None:
+    store = MemoryStore()
+    async with run_harness(START, store=store) as h:
+        for _ in range(2):
+            await h.app.inbox.handle_event(message("wamid-1"))
+            await h.settle()
+
+    assert len(await store.list_responses()) == 1
+    assert len(h.texts(STRANGER)) == 1
+    assert h.app.inbox.duplicates == 1
+
+
+async def test_same_message_concurrently_handled_once(autojump_clock) -> None:
+    store = MemoryStore()
+    async with run_harness(START, store=store) as h:
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(h.app.inbox.handle_event, message("wamid-2"))
+        await h.settle()
+
+    assert len(await store.list_responses()) == 1
+    assert len(h.texts(STRANGER)) == 1
+
+
+async def test_group_broadcast_and_own_messages_ignored(autojump_clock) -> None:
+    store = MemoryStore()
+    async with run_harness(START, store=store) as h:
+        await h.app.inbox.handle_event(message("g1", is_group=True))
+        await h.app.inbox.handle_event(message("b1", is_broadcast=True))
+        await h.app.inbox.handle_event(message("o1", is_from_me=True))
+        await h.app.inbox.handle_event(message("n1", sender_phone=None))
+        await h.app.inbox.handle_event(message("e1", text=None))
+        await h.settle()
+
+    assert await store.list_responses() == []
+    assert h.transport.sent == []
+    assert await store.get_inbound("g1") is None
+
+
+async def test_dedup_survives_restart(autojump_clock) -> None:
+    """Scenario: the same WhatsApp id after a restart is dropped."""
+    store = MemoryStore()
+    async with run_harness(START, store=store) as first:
+        await first.inject("hello", phone=STRANGER, message_id="wamid-1")
+    async with run_harness(START, store=store) as second:
+        await second.inject("hello", phone=STRANGER, message_id="wamid-1")
+
+    responses = await store.list_responses()
+    assert [(r.sender, r.body) for r in responses] == [("+15551230009", "hello")]
+    acks = first.texts(STRANGER) + second.texts(STRANGER)
+    assert len(acks) == 1
+    assert acks[0].startswith("📝")
+    record = await store.get_inbound("wamid-1")
+    assert record.participant_id == STRANGER
+    assert record.processed_at is not None
+
+
+async def test_unprocessed_message_redelivered_once(autojump_clock) -> None:
+    store = MemoryStore()
+    sent_at = int(START.timestamp())
+    await store.record_inbound(
+        "wamid-3", STRANGER, Response("+" + STRANGER, "hello?", sent_at), START
+    )
+    async with run_harness(START, store=store) as h:
+        await h.settle()
+
+    assert len(h.texts(STRANGER)) == 1
+    assert (await store.get_inbound("wamid-3")).processed_at is not None
+
+
+async def test_intensity_vote_decoded_against_its_poll(autojump_clock) -> None:
+    store = MemoryStore()
+    await seed_participant(
+        store,
+        state_data={
+            "conversationState": "FEEDBACK",
+            "userProfile": '{"habit_domain":"x","intensity":"normal"}',
+        },
+    )
+    poll = Poll(
+        wire_id="wire-intensity",
+        outbox_id="outbox_1",
+        recipient=P_PHONE,
+        question="How's the intensity?",
+        options=("Decrease", "Keep current", "Increase"),
+        created_at=START,
+    )
+    # Record the poll the way the sender does after sending it.
+    await store.enqueue_outbox(
+        NewOutboxMessage("p", "poll", {"to": P_PHONE}, id="outbox_1"), START
+    )
+    await store.claim_outbox(START, 10)
+    await store.mark_outbox_sent("outbox_1", START, "wire-intensity", None, poll)
+    llm = ScriptedChatModel()
+    llm.queue(ScriptedReply(content="Got it, a bit more then."))
+
+    async with run_harness(START, store=store, llm=llm) as h:
+        await h.app.inbox.handle_event(
+            InboundMessage(
+                message_id="vote-1",
+                sender_phone=P_PHONE,
+                timestamp=START,
+                poll_vote=PollVote("wire-intensity", (hash_poll_option("Increase"),)),
+            )
+        )
+        await h.settle()
+        profile = await h.profile()
+
+    user_text = [m.content for m in llm.calls[0].messages if m.role == "user"][-1]
+    assert user_text == "Q: How's the intensity? A: Increase"
+    assert profile["intensity"] == "high"
+
+
+async def test_vote_on_unknown_poll_uses_engagement_question(autojump_clock) -> None:
+    store = MemoryStore()
+    async with run_harness(START, store=store) as h:
+        await h.app.inbox.handle_event(
+            InboundMessage(
+                message_id="vote-2",
+                sender_phone=STRANGER,
+                timestamp=START,
+                poll_vote=PollVote("unknown", (hash_poll_option("Done"),)),
+            )
+        )
+        await h.app.inbox.handle_event(
+            InboundMessage(
+                message_id="vote-3",
+                sender_phone=STRANGER,
+                timestamp=START,
+                poll_vote=PollVote("unknown", (b"no-such-option",)),
+            )
+        )
+        await h.app.inbox.handle_event(
+            InboundMessage(
+                message_id="vote-4",
+                sender_phone=STRANGER,
+                timestamp=START,
+                poll_vote=PollVote("unknown", ()),
+            )
+        )
+        await h.settle()
+
+    bodies = [r.body for r in await store.list_responses()]
+    assert bodies == [
+        "Q: Did you do it? A: Done",
+        "Q: Did you do it? A: [responded]",
+    ]
+
+
+async def test_delivery_receipts_recorded(autojump_clock) -> None:
+    store = MemoryStore()
+    when = datetime(2025, 6, 2, 10, 5, tzinfo=UTC)
+    async with run_harness(START, store=store) as h:
+        for status in ("delivered", "read", "played"):
+            await h.app.inbox.handle_event(
+                DeliveryReceipt(("w1",), STRANGER, status, when)
+            )
+
+    receipts = await store.list_receipts()
+    assert [(r.recipient, r.status, r.time) for r in receipts] == [
+        (STRANGER, "delivered", int(when.timestamp())),
+        (STRANGER, "read", int(when.timestamp())),
+    ]
