@@ -550,6 +550,7 @@ def create_application(
     pacing: PacingPolicy | None = None,
     outbox_max_attempts: int = DEFAULT_OUTBOX_MAX_ATTEMPTS,
     outbox_poll_interval: float = 5.0,
+    outbox_lease: timedelta = timedelta(minutes=5),
     rng: random.Random | None = None,
 ) -> Application:
     """Assemble an ``Application`` from its parts, with the spec's defaults."""
@@ -561,6 +562,7 @@ def create_application(
         pacing=pacing or CONSOLE_PACING,
         max_attempts=outbox_max_attempts,
         poll_interval=outbox_poll_interval,
+        lease=outbox_lease,
     )
 
     async def show_typing(phone: str, composing: bool) -> None:

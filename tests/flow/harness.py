@@ -176,6 +176,7 @@ async def run_harness(
         flow_settings=settings or FlowSettings(),
         rng=random.Random(seed),
         outbox_poll_interval=300.0,
+        outbox_lease=timedelta(hours=12),
     )
     async with app.running():
         harness = Harness(app, clock, store, transport, model)

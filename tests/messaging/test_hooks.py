@@ -96,7 +96,7 @@ def test_ephemeral_hook_for_prompt(prompt, expected) -> None:
         ),
         ("0", None, False),
         ("one", None, False),
-        ("١", None, False),
+        ("\u0661", None, False),
     ],
 )
 def test_branch_reply(text, reply, chosen) -> None:
