@@ -11,7 +11,8 @@ parked. What happens to queued messages then:
 
 * asked messages get ``ActorStoppedError`` (or ``ActorParkedError``) as their reply,
   so the asker always learns the message failed;
-* told messages go to the dead-letter hook, which logs them at WARNING. Messages that
+* messages sent without waiting for a reply go to the dead-letter hook, which logs
+  them at WARNING. Messages that
   must survive (inbound WhatsApp messages, timers) are durable in the application's
   store and are delivered again from there.
 
@@ -81,7 +82,7 @@ class SystemStats:
 
 @dataclass(frozen=True)
 class BootReport:
-    """What ``ActorSystem.boot`` did."""
+    """Counts of actors spawned and timers armed by ``ActorSystem.boot``."""
 
     actors: int
     armed_timers: int

@@ -6,8 +6,8 @@ Order of persisting and arming
 A timer is always persisted before it is armed: ``ActorContext.start_timer`` writes
 the row and then arms it, and application code that writes timer rows inside its own
 transaction arms them only after the commit. The heap is therefore a cache of the
-store, never the reverse: a crash between commit and arm loses nothing, because
-``ActorSystem.boot`` arms every queued row again, and the sweep below arms a due row
+store, never the reverse. A crash between commit and arm loses nothing, because
+``ActorSystem.boot`` arms every queued row again and the sweep below arms a due row
 that is missing from the heap.
 
 When a timer is due, the service puts a ``TimerFired`` message in its actor's mailbox
@@ -60,7 +60,7 @@ class Delivery(enum.Enum):
 
 @dataclass(frozen=True)
 class MisfirePolicy:
-    """What to do with a timer that fires late (for example after downtime).
+    """Rule for a timer that fires late (for example after downtime).
 
     ``skip_after=None`` fires it however late. Otherwise a timer more than
     ``skip_after`` late is skipped: closed in the store with the reason, and the

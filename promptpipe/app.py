@@ -78,7 +78,7 @@ from promptpipe.transport.base import InboundEvent, Transport
 
 logger = logging.getLogger(__name__)
 
-# Inbound events waiting for the inbox; a full queue holds the transport back.
+# Inbound events waiting for the inbox. A full queue makes the transport wait.
 INBOUND_QUEUE_SIZE: Final = 100
 # How long an enrollment may wait for its greeting (an LLM round trip or several).
 ENROLL_TIMEOUT_SECONDS: Final = 180.0

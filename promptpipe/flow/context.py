@@ -80,7 +80,7 @@ class FlowSettings:
 
 @dataclass
 class FlowServices:
-    """What the engine uses, shared by every participant actor of a process."""
+    """Services the engine uses, shared by every participant actor of a process."""
 
     store: Store
     llm: ChatModel

@@ -1,11 +1,14 @@
 """Daily prompt delivery and the timers it starts.
 
-One occurrence of a participant's daily schedule, in order: generate the habit prompt
-(a fixed fallback text when that fails), queue it with the engagement poll, record
-``lastPromptSentAt`` and the prompt count, queue the 5-hour reminder, offer the
-intensity poll at most once per local day, queue the auto-feedback switch (and the
-feedback timeout when enabled), and queue the next occurrence. All of it is one
-transaction, so an occurrence is delivered once or not at all.
+One occurrence of a participant's daily schedule runs these steps in order:
+
+1. generate the habit prompt (a fixed fallback text when that fails);
+2. queue it with the engagement poll, and record ``lastPromptSentAt`` and the count;
+3. queue the 5-hour reminder and offer the intensity poll (once per local day);
+4. queue the auto-feedback switch, and the feedback timeout when enabled;
+5. queue the next occurrence.
+
+All of it is one transaction, so an occurrence is delivered once or not at all.
 """
 
 from __future__ import annotations

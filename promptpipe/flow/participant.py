@@ -2,10 +2,10 @@
 
 Every change to a participant's ``flow_states`` row is made here, one message or
 timer at a time, so this actor is the per-participant lock. Each handling builds a
-``FlowContext`` from the stored row, lets the engine change it, and commits the new
-row together with the jobs and outgoing messages it implies (and, for an inbound
-message, its ``processed_at`` mark; for a timer, its completion) in one transaction.
-Timers are armed and the outbox sender is woken only after that commit.
+``FlowContext`` from the stored row and lets the engine change it. One transaction
+then commits the new row, the jobs and outgoing messages it implies, and the inbound
+message's ``processed_at`` mark or the timer's completion. Timers are armed and the
+outbox sender is woken only after that commit.
 
 Inbound messages are delivered at least once (again after a crash or restart), so
 a message already marked processed is skipped. A message that keeps crashing the

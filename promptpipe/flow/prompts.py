@@ -1,8 +1,8 @@
 """System prompt texts of the conversation modules.
 
 The texts ship with the package (``flow/system_prompts/*.txt``). Each can be replaced
-by a file named in the configuration; a file that cannot be read is a warning, and
-the packaged text is used instead.
+by a file named in the configuration. A file that cannot be read only logs a warning,
+and the packaged text is used instead.
 """
 
 from __future__ import annotations

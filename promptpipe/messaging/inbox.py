@@ -1,4 +1,4 @@
-"""The inbound path: from transport events to the actor that answers them.
+"""The inbound path: from transport events to the actor that replies to them.
 
 For each inbound message, in arrival order:
 
@@ -168,7 +168,7 @@ class Inbox:
     async def route(
         self, message_id: str, phone: str, text: str, received_at: datetime
     ) -> None:
-        """Hand a recorded message to the actor that answers ``phone``."""
+        """Hand a recorded message to the actor that replies to ``phone``."""
         if self._auto_enroll is not None:
             await self._auto_enroll(phone)
         hook = self._hooks.get(phone)

@@ -373,8 +373,9 @@ class Store(Protocol):
         """Queue again every ``running`` job, or only those locked before a time.
 
         At boot the lock file guarantees no other owner, so every running job is
-        requeued (``locked_before=None``); while running, only expired leases are,
-        and never the jobs in ``exclude`` (being handled in this process).
+        requeued (``locked_before=None``). While the service runs, only jobs with an
+        expired lease are requeued, and never the jobs in ``exclude``, which this
+        process is handling.
         """
         ...
 

@@ -1,8 +1,8 @@
 """SQLite queries for the durable ``jobs`` table.
 
 One process owns the database (the state-directory lock), and every call runs in the
-single database thread inside ``BEGIN IMMEDIATE``, which takes the write lock before the
-first read; select-then-update is therefore safe against a concurrent claimer.
+single database thread inside ``BEGIN IMMEDIATE``. That statement takes the write lock
+before the first read, so select-then-update is safe against a concurrent claimer.
 """
 
 from __future__ import annotations
