@@ -2,18 +2,18 @@
 
 It keeps the same rules as the SQL backends (dedupe keys, claim order, per-recipient
 outbox order, backoff values) and passes the same contract suite. Every write goes
-through a journal that records the previous value of each entry it changes; if an
-operation of a unit of work raises, the journal restores them, so a failure leaves
-nothing behind. A transaction runs without awaiting, so two tasks can never
+through a journal that records the previous value of each entry it changes. If an
+operation of a unit of work raises, the journal restores those values, so a failure
+leaves nothing behind. A transaction runs without awaiting, so two tasks can never
 interleave within one; each call still checkpoints like a real backend would.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import trio
 
@@ -55,68 +55,12 @@ from promptpipe.store.base import (
     decode_json_object,
     encode_json,
 )
+from promptpipe.store.memory_tables import Journal, Tables
 
 T = TypeVar("T")
 
 _JOB_UNFINISHED = (JobStatus.QUEUED, JobStatus.RUNNING)
 _OUTBOX_PENDING = (OutboxStatus.QUEUED, OutboxStatus.SENDING)
-
-
-_MISSING = object()
-
-
-class _Journal:
-    """Undo log of one write transaction."""
-
-    def __init__(self) -> None:
-        self._undo: list[Callable[[], None]] = []
-
-    def put(self, mapping: dict[Any, Any], key: Any, value: Any) -> None:
-        old = mapping.get(key, _MISSING)
-        self._undo.append(lambda: _restore(mapping, key, old))
-        mapping[key] = value
-
-    def pop(self, mapping: dict[Any, Any], key: Any) -> None:
-        if key in mapping:
-            old = mapping[key]
-            self._undo.append(lambda: _restore(mapping, key, old))
-            del mapping[key]
-
-    def append(self, items: list[Any], value: Any) -> None:
-        length = len(items)
-        self._undo.append(lambda: items.__delitem__(slice(length, None)))
-        items.append(value)
-
-    def rollback(self) -> None:
-        for undo in reversed(self._undo):
-            undo()
-        self._undo.clear()
-
-
-def _restore(mapping: dict[Any, Any], key: Any, old: Any) -> None:
-    if old is _MISSING:
-        mapping.pop(key, None)
-    else:
-        mapping[key] = old
-
-
-@dataclass
-class _Tables:
-    participants: dict[str, Participant] = field(default_factory=dict)
-    flow_states: dict[tuple[str, str], FlowState] = field(default_factory=dict)
-    hooks: dict[str, Hook] = field(default_factory=dict)
-    receipts: list[Receipt] = field(default_factory=list)
-    responses: list[Response] = field(default_factory=list)
-    jobs: dict[str, Job] = field(default_factory=dict)
-    outbox: dict[str, OutboxMessage] = field(default_factory=dict)
-    inbound: dict[str, InboundRecord] = field(default_factory=dict)
-    polls: dict[str, Poll] = field(default_factory=dict)
-    # Indexes: every job or message id ever written under a dedupe key, and the
-    # participant id of each phone.
-    job_ids_by_key: dict[str, list[str]] = field(default_factory=dict)
-    outbox_ids_by_key: dict[str, list[str]] = field(default_factory=dict)
-    participant_by_phone: dict[str, str] = field(default_factory=dict)
-    counters: dict[str, int] = field(default_factory=dict)
 
 
 def _job_payload_participant(job: Job) -> object:
@@ -129,7 +73,7 @@ class MemoryStore:
     engine = "memory"
 
     def __init__(self) -> None:
-        self._tables = _Tables()
+        self._tables = Tables()
 
     async def aclose(self) -> None:
         await trio.lowlevel.checkpoint()
@@ -137,13 +81,13 @@ class MemoryStore:
     async def ping(self) -> None:
         await trio.lowlevel.checkpoint()
 
-    async def _read(self, fn: Callable[[_Tables], T]) -> T:
+    async def _read(self, fn: Callable[[Tables], T]) -> T:
         await trio.lowlevel.checkpoint()
         return fn(self._tables)
 
-    async def _write(self, fn: Callable[[_Tables, _Journal], T]) -> T:
+    async def _write(self, fn: Callable[[Tables, Journal], T]) -> T:
         await trio.lowlevel.checkpoint()
-        journal = _Journal()
+        journal = Journal()
         try:
             return fn(self._tables, journal)
         except BaseException:
@@ -151,14 +95,14 @@ class MemoryStore:
             raise
 
     async def apply(self, ops: Sequence[Operation], now: datetime) -> None:
-        def work(tables: _Tables, journal: _Journal) -> None:
+        def work(tables: Tables, journal: Journal) -> None:
             for op in ops:
                 self._apply_one(tables, journal, op, now)
 
         await self._write(work)
 
     def _apply_one(
-        self, tables: _Tables, journal: _Journal, op: Operation, now: datetime
+        self, tables: Tables, journal: Journal, op: Operation, now: datetime
     ) -> None:
         match op:
             case PutParticipant(participant):
@@ -232,7 +176,7 @@ class MemoryStore:
 
     @staticmethod
     def _put_participant(
-        tables: _Tables, journal: _Journal, participant: Participant
+        tables: Tables, journal: Journal, participant: Participant
     ) -> None:
         owner = tables.participant_by_phone.get(participant.phone_number)
         if owner is not None and owner != participant.id:
@@ -252,14 +196,14 @@ class MemoryStore:
         return await self._read(lambda t: t.participants.get(participant_id))
 
     async def get_participant_by_phone(self, phone: str) -> Participant | None:
-        def find(tables: _Tables) -> Participant | None:
+        def find(tables: Tables) -> Participant | None:
             participant_id = tables.participant_by_phone.get(phone)
             return tables.participants.get(participant_id) if participant_id else None
 
         return await self._read(find)
 
     async def list_participants(self) -> list[Participant]:
-        def listing(tables: _Tables) -> list[Participant]:
+        def listing(tables: Tables) -> list[Participant]:
             by_id = sorted(tables.participants.values(), key=lambda p: p.id)
             return sorted(by_id, key=lambda p: p.created_at, reverse=True)
 
@@ -287,14 +231,14 @@ class MemoryStore:
     # Hooks, receipts, responses
 
     async def list_hooks(self) -> list[Hook]:
-        def listing(tables: _Tables) -> list[Hook]:
+        def listing(tables: Tables) -> list[Hook]:
             by_phone = sorted(tables.hooks.values(), key=lambda h: h.phone_number)
             return sorted(by_phone, key=lambda h: h.created_at, reverse=True)
 
         return await self._read(listing)
 
     @staticmethod
-    def _append_response(tables: _Tables, journal: _Journal, response: Response) -> int:
+    def _append_response(tables: Tables, journal: Journal, response: Response) -> int:
         response_id = len(tables.responses) + 1
         journal.append(tables.responses, replace(response, id=response_id))
         return response_id
@@ -312,7 +256,7 @@ class MemoryStore:
 
     @staticmethod
     def _insert_job(
-        tables: _Tables, journal: _Journal, job: NewJob, now: datetime
+        tables: Tables, journal: Journal, job: NewJob, now: datetime
     ) -> None:
         row = Job(
             id=job.id,
@@ -336,7 +280,7 @@ class MemoryStore:
             journal.put(tables.job_ids_by_key, row.dedupe_key, [*ids, job.id])
 
     @staticmethod
-    def _unfinished_with_key(tables: _Tables, key: str) -> Job | None:
+    def _unfinished_with_key(tables: Tables, key: str) -> Job | None:
         for job_id in tables.job_ids_by_key.get(key, ()):
             job = tables.jobs[job_id]
             if job.status in _JOB_UNFINISHED:
@@ -344,14 +288,14 @@ class MemoryStore:
         return None
 
     @staticmethod
-    def _set_job(tables: _Tables, journal: _Journal, job: Job) -> Job:
+    def _set_job(tables: Tables, journal: Journal, job: Job) -> Job:
         journal.put(tables.jobs, job.id, job)
         return job
 
     def _cancel_job(
         self,
-        tables: _Tables,
-        journal: _Journal,
+        tables: Tables,
+        journal: Journal,
         job_id: str,
         now: datetime,
         reason: str | None = None,
@@ -370,7 +314,7 @@ class MemoryStore:
         return True
 
     def _finish_job(
-        self, tables: _Tables, journal: _Journal, job_id: str, now: datetime
+        self, tables: Tables, journal: Journal, job_id: str, now: datetime
     ) -> bool:
         job = tables.jobs.get(job_id)
         if job is None or job.status is not JobStatus.RUNNING:
@@ -381,7 +325,7 @@ class MemoryStore:
         return True
 
     def _claim(
-        self, tables: _Tables, journal: _Journal, job_id: str, now: datetime
+        self, tables: Tables, journal: Journal, job_id: str, now: datetime
     ) -> Job | None:
         job = tables.jobs.get(job_id)
         if job is None or job.status is not JobStatus.QUEUED or job.run_at > now:
@@ -390,7 +334,7 @@ class MemoryStore:
         return self._set_job(tables, journal, claimed)
 
     async def enqueue_job(self, job: NewJob, now: datetime) -> str:
-        def work(tables: _Tables, journal: _Journal) -> str:
+        def work(tables: Tables, journal: Journal) -> str:
             if job.dedupe_key:
                 existing = self._unfinished_with_key(tables, job.dedupe_key)
                 if existing is not None:
@@ -411,7 +355,7 @@ class MemoryStore:
         statuses: Sequence[JobStatus] | None = None,
         kinds: Sequence[str] | None = None,
     ) -> list[Job]:
-        def listing(tables: _Tables) -> list[Job]:
+        def listing(tables: Tables) -> list[Job]:
             selected = [
                 job
                 for job in tables.jobs.values()
@@ -426,7 +370,7 @@ class MemoryStore:
         return await self._write(lambda t, j: self._claim(t, j, job_id, now))
 
     async def claim_due_jobs(self, now: datetime, limit: int) -> list[Job]:
-        def work(tables: _Tables, journal: _Journal) -> list[Job]:
+        def work(tables: Tables, journal: Journal) -> list[Job]:
             due = sorted(
                 (
                     job
@@ -450,7 +394,7 @@ class MemoryStore:
         now: datetime,
         retry_delay: timedelta | None = None,
     ) -> Job | None:
-        def work(tables: _Tables, journal: _Journal) -> Job | None:
+        def work(tables: Tables, journal: Journal) -> Job | None:
             job = tables.jobs.get(job_id)
             if job is None or job.status is not JobStatus.RUNNING:
                 return None
@@ -476,7 +420,7 @@ class MemoryStore:
         )
 
     async def due_jobs(self, now: datetime, limit: int) -> list[Job]:
-        def listing(tables: _Tables) -> list[Job]:
+        def listing(tables: Tables) -> list[Job]:
             due = [
                 job
                 for job in tables.jobs.values()
@@ -494,7 +438,7 @@ class MemoryStore:
     ) -> list[Job]:
         excluded = set(exclude)
 
-        def work(tables: _Tables, journal: _Journal) -> list[Job]:
+        def work(tables: Tables, journal: Journal) -> list[Job]:
             requeued = []
             for job in list(tables.jobs.values()):
                 if job.status is not JobStatus.RUNNING or job.id in excluded:
@@ -514,7 +458,7 @@ class MemoryStore:
         return await self._write(work)
 
     async def count_jobs(self) -> dict[tuple[str, str], int]:
-        def counting(tables: _Tables) -> dict[tuple[str, str], int]:
+        def counting(tables: Tables) -> dict[tuple[str, str], int]:
             counts: dict[tuple[str, str], int] = {}
             for job in tables.jobs.values():
                 key = (job.status.value, job.kind)
@@ -526,7 +470,7 @@ class MemoryStore:
     # Outbox
 
     @staticmethod
-    def _pending_with_key(tables: _Tables, key: str) -> OutboxMessage | None:
+    def _pending_with_key(tables: Tables, key: str) -> OutboxMessage | None:
         for outbox_id in tables.outbox_ids_by_key.get(key, ()):
             message = tables.outbox[outbox_id]
             if message.status in _OUTBOX_PENDING:
@@ -535,8 +479,8 @@ class MemoryStore:
 
     def _enqueue_outbox(
         self,
-        tables: _Tables,
-        journal: _Journal,
+        tables: Tables,
+        journal: Journal,
         message: NewOutboxMessage,
         now: datetime,
     ) -> str:
@@ -575,7 +519,7 @@ class MemoryStore:
         return await self._read(lambda t: t.outbox.get(outbox_id))
 
     async def claim_outbox(self, now: datetime, limit: int) -> list[OutboxMessage]:
-        def work(tables: _Tables, journal: _Journal) -> list[OutboxMessage]:
+        def work(tables: Tables, journal: Journal) -> list[OutboxMessage]:
             heads: dict[str, OutboxMessage] = {}
             for message in sorted(tables.outbox.values(), key=lambda m: m.seq):
                 if message.status in _OUTBOX_PENDING:
@@ -605,7 +549,7 @@ class MemoryStore:
         receipt: Receipt | None,
         poll: Poll | None,
     ) -> bool:
-        def work(tables: _Tables, journal: _Journal) -> bool:
+        def work(tables: Tables, journal: Journal) -> bool:
             message = tables.outbox.get(outbox_id)
             if message is None or message.status is not OutboxStatus.SENDING:
                 return False
@@ -628,7 +572,7 @@ class MemoryStore:
     async def retry_outbox(
         self, outbox_id: str, error: str, now: datetime, max_attempts: int
     ) -> OutboxMessage | None:
-        def work(tables: _Tables, journal: _Journal) -> OutboxMessage | None:
+        def work(tables: Tables, journal: Journal) -> OutboxMessage | None:
             message = tables.outbox.get(outbox_id)
             if message is None or message.status is not OutboxStatus.SENDING:
                 return None
@@ -651,7 +595,7 @@ class MemoryStore:
 
     @staticmethod
     def _cancel_dependents(
-        tables: _Tables, journal: _Journal, outbox_id: str, now: datetime
+        tables: Tables, journal: Journal, outbox_id: str, now: datetime
     ) -> None:
         pending = [outbox_id]
         while pending:
@@ -671,7 +615,7 @@ class MemoryStore:
                 pending.append(message.id)
 
     async def cancel_outbox(self, outbox_id: str, now: datetime) -> bool:
-        def work(tables: _Tables, journal: _Journal) -> bool:
+        def work(tables: Tables, journal: Journal) -> bool:
             message = tables.outbox.get(outbox_id)
             if message is None or message.status is not OutboxStatus.QUEUED:
                 return False
@@ -684,7 +628,7 @@ class MemoryStore:
     async def requeue_stale_outbox(
         self, now: datetime, locked_before: datetime | None
     ) -> int:
-        def work(tables: _Tables, journal: _Journal) -> int:
+        def work(tables: Tables, journal: Journal) -> int:
             count = 0
             for message in list(tables.outbox.values()):
                 if message.status is not OutboxStatus.SENDING:
@@ -705,7 +649,7 @@ class MemoryStore:
         return await self._write(work)
 
     async def count_outbox(self) -> dict[str, int]:
-        def counting(tables: _Tables) -> dict[str, int]:
+        def counting(tables: Tables) -> dict[str, int]:
             counts: dict[str, int] = {}
             for message in tables.outbox.values():
                 counts[message.status.value] = counts.get(message.status.value, 0) + 1
@@ -721,7 +665,7 @@ class MemoryStore:
     async def record_inbound(
         self, message_id: str, phone: str, response: Response, now: datetime
     ) -> int | None:
-        def work(tables: _Tables, journal: _Journal) -> int | None:
+        def work(tables: Tables, journal: Journal) -> int | None:
             if message_id in tables.inbound:
                 return None
             response_id = self._append_response(tables, journal, response)
@@ -742,7 +686,7 @@ class MemoryStore:
         return await self._read(lambda t: t.inbound.get(message_id))
 
     async def list_unprocessed_inbound(self) -> list[tuple[InboundRecord, Response]]:
-        def listing(tables: _Tables) -> list[tuple[InboundRecord, Response]]:
+        def listing(tables: Tables) -> list[tuple[InboundRecord, Response]]:
             responses = {response.id: response for response in tables.responses}
             pairs = [
                 (record, responses[record.response_id])
@@ -756,7 +700,7 @@ class MemoryStore:
         return await self._read(listing)
 
     async def note_inbound_attempt(self, message_id: str) -> int:
-        def work(tables: _Tables, journal: _Journal) -> int:
+        def work(tables: Tables, journal: Journal) -> int:
             record = tables.inbound.get(message_id)
             if record is None:
                 return 0

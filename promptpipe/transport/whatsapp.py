@@ -1,8 +1,10 @@
 """WhatsApp transport on neonize 0.5.2, the Python binding of the Go library whatsmeow.
 
-Only this module and ``whatsapp_login`` import neonize. They own the device store
-(``WHATSAPP_DB_DSN``), the connection, sends, and the translation of neonize events
-into the records of ``promptpipe.transport.base``.
+Only the ``whatsapp*`` modules of this package import neonize. This module owns the
+connection and sends. ``whatsapp_store`` owns the device store (``WHATSAPP_DB_DSN``),
+``whatsapp_events`` the translation of neonize events into the records of
+``promptpipe.transport.base``, and ``whatsapp_login`` the linking of a device. This
+module re-exports the public names of the first two.
 
 Threads. neonize's sync client runs its Go session inside ``client.connect()``, which
 blocks until ``client.stop()``; the transport runs it in a trio worker thread. Go calls
@@ -44,10 +46,6 @@ Message ids. neonize's ``send_message`` takes no message id (its Go side sends w
 empty ``SendRequestExtra``), so the server-assigned ``SendResponse.ID`` is returned as
 ``SendResult.wire_id``.
 
-Timestamps. neonize encodes ``MessageEv.Info.Timestamp`` in milliseconds
-(``UnixMilli``) but ``ReceiptEv.Timestamp`` and ``SendResponse.Timestamp`` in seconds.
-Values above 10**11 are read as milliseconds, anything else as seconds.
-
 NOTE: neonize's Go ``SendMessage`` (goneonize/main.go) adds a ``<bot biz_bot="1"/>``
 node to one-to-one messages unless ``NEONIZE_BOT_TAG=off`` is in the environment. The
 0.5.2 library contains that variable name. This module leaves the setting alone.
@@ -57,7 +55,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import enum
 import functools
 import logging
 import math
@@ -66,60 +63,82 @@ import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, Final, Protocol, TypeVar
-from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import trio
 from google.protobuf.message import (  # type: ignore[import-untyped]
     Error as ProtobufError,
 )
-from neonize._binder import func_callback_bytes2
-from neonize.client import NewClient, gocode
-from neonize.events import (
-    ClientOutdatedEv,
-    ConnectedEv,
-    ConnectFailureEv,
-    DisconnectedEv,
-    KeepAliveRestoredEv,
-    KeepAliveTimeoutEv,
-    LoggedOutEv,
-    MessageEv,
-    ReceiptEv,
-    StreamErrorEv,
-    StreamReplacedEv,
-    TemporaryBanEv,
-)
+from neonize.client import NewClient
+from neonize.events import MessageEv, ReceiptEv
 from neonize.exc import NeonizeError
-from neonize.proto.Neonize_pb2 import ConnectFailureReason, Receipt, TemporaryBan
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WAMessage
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, VoteType
-from neonize.utils.jid import build_jid
-from neonize.utils.log import log_whatsmeow, stream_handler
+from neonize.utils.log import stream_handler
 
 from promptpipe.errors import (
-    InvalidPhoneError,
-    StoreError,
     TransportError,
     TransportNotConnectedError,
     TransportStoppedError,
 )
-from promptpipe.phone import canonicalize_phone, mask_phone
-from promptpipe.store.dsn import (
-    detect_engine,
-    is_sqlite_memory,
-    redact_dsn,
-    sqlite_foreign_keys_enabled,
-    sqlite_path,
-)
+from promptpipe.phone import mask_phone
+from promptpipe.store.dsn import redact_dsn
 from promptpipe.transport.base import (
     ConnectionState,
-    DeliveryReceipt,
     InboundEvent,
-    InboundMessage,
-    PollVote,
     SendResult,
 )
+from promptpipe.transport.whatsapp_events import (
+    BROADCAST_SERVER,
+    CONNECTION_EVENT_TYPES,
+    GROUP_SERVER,
+    LID_SERVER,
+    LOGGED_OUT_HINT,
+    PHONE_SERVERS,
+    ConnectionChange,
+    LidCache,
+    PollVoteDecryptor,
+    SessionAction,
+    describe_connection_event,
+    log_extra,
+    recipient_jid,
+    timestamp_to_datetime,
+    translate_message,
+    translate_receipt,
+)
+from promptpipe.transport.whatsapp_store import (
+    create_device_store,
+    device_store_name,
+    has_logged_in_device,
+)
+
+__all__ = [
+    "BROADCAST_SERVER",
+    "CLIENT_ID",
+    "DISCONNECTED_GRACE_SECONDS",
+    "GROUP_SERVER",
+    "INITIAL_BACKOFF_SECONDS",
+    "LID_SERVER",
+    "MAX_BACKOFF_SECONDS",
+    "PHONE_SERVERS",
+    "POLL_MAX_OPTIONS",
+    "POLL_MIN_OPTIONS",
+    "SHUTDOWN_TIMEOUT_SECONDS",
+    "STOP_TIMEOUT_SECONDS",
+    "LidCache",
+    "NeonizeClient",
+    "PollVoteDecryptor",
+    "WhatsAppTransport",
+    "backoff_delay",
+    "create_device_store",
+    "describe_connection_event",
+    "device_store_name",
+    "has_logged_in_device",
+    "map_neonize_errors",
+    "recipient_jid",
+    "translate_message",
+    "translate_receipt",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -135,21 +154,9 @@ SHUTDOWN_TIMEOUT_SECONDS: Final = 2 * STOP_TIMEOUT_SECONDS
 POLL_MIN_OPTIONS: Final = 2
 POLL_MAX_OPTIONS: Final = 12
 
-PHONE_SERVERS: Final = frozenset({"s.whatsapp.net", "c.us"})
-LID_SERVER: Final = "lid"
-GROUP_SERVER: Final = "g.us"
-BROADCAST_SERVER: Final = "broadcast"
-_MILLISECOND_TIMESTAMP_FLOOR: Final = 10**11  # 10**11 s is year 5138, 10**11 ms 1973
 _PHONE_LIKE_DIGITS: Final = re.compile(r"\d{6,}")
-_DEVICE_RECORD_SEPARATOR: Final = "|\x01|"
-_STORE_ERROR_PREFIX: Final = "error: "
-_FOREIGN_KEY_PARAMETERS: Final = frozenset({"_foreign_keys", "_fk", "foreign_keys"})
-_URI_PATH_SAFE: Final = "/:@!$&'()*+,;=~"
-_LIBPQ_PAIR: Final = re.compile(r"\s*([A-Za-z_]+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)")
 
-_warned_dsns: set[tuple[str, str]] = set()
 _ResultT = TypeVar("_ResultT")
-PollVoteDecryptor = Callable[[Any], Sequence[bytes]]
 
 
 def _undo_neonize_logging_setup() -> None:
@@ -193,7 +200,7 @@ class NeonizeClient(Protocol):
 
 
 # ---------------------------------------------------------------------------
-# Errors and logging helpers
+# Errors
 # ---------------------------------------------------------------------------
 
 
@@ -226,574 +233,9 @@ def map_neonize_errors(
         ) from exc
 
 
-def _log_extra(
-    event: str, phone: str | None = None, **fields: object
-) -> dict[str, object]:
-    extra: dict[str, object] = {"event": event}
-    if phone is not None:
-        extra["phone"] = mask_phone(phone)
-    extra.update(fields)
-    return extra
-
-
 # ---------------------------------------------------------------------------
-# Device store
+# Reconnect backoff
 # ---------------------------------------------------------------------------
-
-
-def _parse_libpq_keywords(dsn: str) -> dict[str, str]:
-    """Parse a libpq ``key=value`` DSN; quoted values may contain spaces."""
-    parameters: dict[str, str] = {}
-    for match in _LIBPQ_PAIR.finditer(dsn):
-        key, value = match.group(1), match.group(2)
-        if value.startswith("'"):
-            value = re.sub(r"\\(.)", r"\1", value[1:-1])
-        parameters[key] = value
-    return parameters
-
-
-def _warn_once(dsn: str, message: str) -> None:
-    """Log a DSN warning once per process, since every store access converts the DSN."""
-    key = (dsn, message)
-    if key in _warned_dsns:
-        return
-    _warned_dsns.add(key)
-    logger.warning(message, redact_dsn(dsn), extra=_log_extra("whatsapp_store_dsn"))
-
-
-def _postgres_store_name(dsn: str) -> str:
-    """Return a ``postgres://`` URL for a PostgreSQL DSN.
-
-    neonize hands the string to lib/pq only when it starts with ``postgres``, so a
-    libpq ``key=value`` DSN is rewritten as a URL whose query carries every keyword.
-    """
-    if dsn.lower().startswith(("postgres://", "postgresql://")):
-        # neonize compares the prefix case-sensitively.
-        scheme, separator, rest = dsn.partition("://")
-        url = scheme.lower() + separator + rest
-    else:
-        parameters = _parse_libpq_keywords(dsn)
-        host = parameters.pop("host", "")
-        port = parameters.pop("port", "")
-        if host and not host.startswith("/"):
-            netloc = f"[{host}]" if ":" in host else host
-            netloc += f":{port}" if port else ""
-        else:
-            netloc = ""
-            parameters.update({"host": host} if host else {})
-            parameters.update({"port": port} if port else {})
-        url = f"postgres://{netloc}/?{urlencode(parameters)}"
-
-    parts = urlsplit(url)
-    if not parts.netloc:
-        # neonize first opens every database string as the SQLite URI
-        # file:<string>?_foreign_keys=on, which for an authority-less URL creates an
-        # empty file named "postgres:" in the working directory.
-        _warn_once(
-            dsn,
-            "WHATSAPP_DB_DSN %s names no host in the URL; neonize leaves an empty "
-            "file named after the URL scheme in the working directory",
-        )
-    if "search_path" in parts.query:
-        _warn_once(
-            dsn,
-            "WHATSAPP_DB_DSN %s sets search_path; whatsmeow checks for its tables "
-            "without a schema, so give the WhatsApp store its own database instead",
-        )
-    return url
-
-
-def _sqlite_store_name(dsn: str) -> str:
-    """Return the SQLite database string neonize expects for a SQLite DSN.
-
-    neonize opens SQLite as ``file:<string>?_foreign_keys=on``. A ``file:`` DSN loses
-    its scheme and keeps its percent-encoding; a plain path is percent-encoded. Other
-    query parameters are kept, followed by ``_foreign_keys=on&``: the trailing ``&``
-    turns neonize's own suffix into the unknown parameter ``?_foreign_keys``, which
-    the SQLite driver ignores. whatsmeow refuses to run without foreign keys.
-    """
-    head, _, query = dsn.partition("?")
-    head = head.partition("#")[0]
-    query = query.partition("#")[0]
-    if head.startswith("file:"):
-        path = head[len("file:") :]
-    else:
-        path = quote(head, safe=_URI_PATH_SAFE)
-
-    if not sqlite_foreign_keys_enabled(dsn):
-        _warn_once(
-            dsn,
-            "WHATSAPP_DB_DSN %s does not turn on SQLite foreign keys; add "
-            "?_foreign_keys=on (the WhatsApp store enables them regardless)",
-        )
-    kept = [
-        (name, value)
-        for name, value in parse_qsl(query, keep_blank_values=True)
-        if name.lower() not in _FOREIGN_KEY_PARAMETERS
-    ]
-    if not kept:
-        return path
-    return f"{path}?{urlencode(kept)}&_foreign_keys=on&"
-
-
-def device_store_name(dsn: str) -> str:
-    """Return the database string neonize expects for ``WHATSAPP_DB_DSN``.
-
-    The engine is detected as for the application database. Logs a warning for a
-    SQLite DSN without foreign keys and for PostgreSQL settings whatsmeow mishandles.
-    """
-    if detect_engine(dsn) == "postgres":
-        return _postgres_store_name(dsn)
-    return _sqlite_store_name(dsn)
-
-
-def _list_devices(dsn: str) -> list[str]:
-    """Create the whatsmeow tables if needed and return the stored device JIDs.
-
-    Calls neonize's Go ``GetAllDevices`` directly: the public
-    ``ClientFactory.get_all_devices_from_db`` parses the Go error text ("error: ...")
-    as a device row and raises an unrelated ValueError, and it also fails on a push
-    name that contains a comma. Each record is ``jid,push name,business name,flag``.
-    Nothing dials out; the only network use is a PostgreSQL connection.
-    """
-    if detect_engine(dsn) == "sqlite" and not is_sqlite_memory(dsn):
-        parent = Path(sqlite_path(dsn)).parent
-        if str(parent) not in ("", "."):
-            try:
-                parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-            except OSError as exc:
-                raise StoreError(
-                    f"cannot create directory {parent} for the WhatsApp device store: "
-                    f"{exc.strerror}; create it or point WHATSAPP_DB_DSN elsewhere"
-                ) from exc
-
-    log_callback = func_callback_bytes2(log_whatsmeow)
-    raw = gocode.GetAllDevices(device_store_name(dsn).encode(), log_callback)
-    text = raw.decode("utf-8", errors="replace")
-    if text.startswith(_STORE_ERROR_PREFIX):
-        detail = redact_dsn(text[len(_STORE_ERROR_PREFIX) :])
-        hint = "check WHATSAPP_DB_DSN"
-        if "SSL is not enabled on the server" in detail:
-            hint = "add sslmode=disable to WHATSAPP_DB_DSN or enable SSL on the server"
-        raise StoreError(
-            f"cannot open the WhatsApp device store {redact_dsn(dsn)}: {detail}; {hint}"
-        )
-    if not text:
-        return []
-    return [record.partition(",")[0] for record in text.split(_DEVICE_RECORD_SEPARATOR)]
-
-
-def create_device_store(dsn: str) -> None:
-    """Create the whatsmeow tables in the device store, without dialing WhatsApp.
-
-    Blocks on database I/O; call it through ``trio.to_thread.run_sync``. A SQLite
-    store's parent directory is created (mode 0755). PostgreSQL needs a database of
-    its own for the store: a schema selected with ``search_path`` is not enough.
-
-    Raises:
-        StoreError: the database could not be opened or migrated.
-    """
-    _list_devices(dsn)
-
-
-def has_logged_in_device(dsn: str) -> bool:
-    """Return whether the device store contains a linked device, creating the store.
-
-    Blocks like ``create_device_store``. A store should contain one device. With more,
-    neonize uses the first and a warning is logged.
-
-    Raises:
-        StoreError: the database could not be opened or migrated.
-    """
-    devices = _list_devices(dsn)
-    if len(devices) > 1:
-        logger.warning(
-            "WhatsApp device store %s contains %d devices; the first one is used",
-            redact_dsn(dsn),
-            len(devices),
-            extra=_log_extra("whatsapp_store_devices"),
-        )
-    return bool(devices)
-
-
-# ---------------------------------------------------------------------------
-# Event translation
-# ---------------------------------------------------------------------------
-
-
-class LidCache:
-    """Mapping of canonical phones to the LID user ids WhatsApp addressed them with.
-
-    WhatsApp may identify a contact by a LID ("linked identity") instead of the
-    phone. A message to a contact who wrote from a LID goes back to that LID. The
-    cache lives in memory only and is thread-safe, since Go callback threads update it.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lid_by_phone: dict[str, str] = {}
-        self._phone_by_lid: dict[str, str] = {}
-
-    def remember(self, phone: str, lid: str) -> None:
-        """Record that canonical ``phone`` writes from LID user id ``lid``."""
-        with self._lock:
-            self._lid_by_phone[phone] = lid
-            self._phone_by_lid[lid] = phone
-
-    def lid_for_phone(self, phone: str) -> str | None:
-        """Return the LID user id known for ``phone``."""
-        with self._lock:
-            return self._lid_by_phone.get(phone)
-
-    def phone_for_lid(self, lid: str) -> str | None:
-        """Return the canonical phone known for LID user id ``lid``."""
-        with self._lock:
-            return self._phone_by_lid.get(lid)
-
-
-def _timestamp_to_datetime(value: int) -> datetime:
-    """Convert a neonize timestamp in seconds or milliseconds; 0 means now."""
-    if value <= 0:
-        return datetime.now(UTC)
-    seconds = value / 1000 if value > _MILLISECOND_TIMESTAMP_FLOOR else value
-    return datetime.fromtimestamp(seconds, tz=UTC)
-
-
-def _jid_user(jid: Any) -> tuple[str, str] | None:
-    """Return ``(user, server)`` of a neonize JID, or None when it is empty.
-
-    The device and agent are separate JID fields. Ignoring them removes the device
-    part of an address such as ``15551234567:12@s.whatsapp.net``.
-    """
-    user, server = str(jid.User), str(jid.Server)
-    if not user or not server:
-        return None
-    return user, server
-
-
-def _resolve_sender(
-    source: Any, lid_cache: LidCache | None
-) -> tuple[str | None, str | None]:
-    """Return the sender's canonical phone and LID user id (either may be None).
-
-    The alternate sender address is tried before the sender address; the first on a
-    phone server gives the phone. A LID-only sender resolves through the cache.
-    """
-    alternate = _jid_user(source.SenderAlt)
-    primary = _jid_user(source.Sender)
-
-    phone = None
-    for candidate in (alternate, primary):
-        if candidate is not None and candidate[1] in PHONE_SERVERS:
-            try:
-                phone = canonicalize_phone(candidate[0])
-            except InvalidPhoneError:
-                logger.warning(
-                    "WhatsApp sender address %s is not a phone number",
-                    mask_phone(candidate[0]),
-                    extra=_log_extra("whatsapp_sender_invalid"),
-                )
-            break
-
-    lid = None
-    if primary is not None and primary[1] == LID_SERVER:
-        lid = primary[0]
-    elif alternate is not None and alternate[1] == LID_SERVER:
-        lid = alternate[0]
-    if phone is None and lid is not None and lid_cache is not None:
-        phone = lid_cache.phone_for_lid(lid)
-    return phone, lid
-
-
-def _is_broadcast(chat: Any) -> bool:
-    return str(chat.Server) == BROADCAST_SERVER
-
-
-def _message_text(message: Any) -> str | None:
-    """Return the conversation text, else the extended text, else None."""
-    if message.conversation:
-        return str(message.conversation)
-    if message.HasField("extendedTextMessage") and message.extendedTextMessage.text:
-        return str(message.extendedTextMessage.text)
-    return None
-
-
-def _poll_vote(
-    event: Any, decrypt_poll_vote: PollVoteDecryptor | None
-) -> PollVote | None:
-    """Return the decrypted vote of a poll update, or None to drop the event."""
-    update = event.Message.pollUpdateMessage
-    poll_message_id = str(update.pollCreationMessageKey.ID)
-    if decrypt_poll_vote is None:
-        logger.warning(
-            "WhatsApp poll vote %s dropped: no decryptor",
-            event.Info.ID,
-            extra=_log_extra("whatsapp_vote_dropped"),
-        )
-        return None
-    try:
-        selected = tuple(bytes(option) for option in decrypt_poll_vote(event))
-    except TransportError as exc:
-        logger.warning(
-            "WhatsApp poll vote %s on poll %s dropped: %s",
-            event.Info.ID,
-            poll_message_id,
-            exc,
-            extra=_log_extra("whatsapp_vote_dropped"),
-        )
-        return None
-    if not selected:
-        logger.info(
-            "WhatsApp poll vote %s on poll %s selects nothing; dropped",
-            event.Info.ID,
-            poll_message_id,
-            extra=_log_extra("whatsapp_vote_empty"),
-        )
-        return None
-    return PollVote(poll_message_id=poll_message_id, selected_hashes=selected)
-
-
-def translate_message(
-    event: Any,
-    *,
-    decrypt_poll_vote: PollVoteDecryptor | None = None,
-    lid_cache: LidCache | None = None,
-) -> InboundMessage | None:
-    """Translate a neonize ``MessageEv`` into an InboundMessage.
-
-    Text comes from ``conversation``, else from the extended text; a poll update
-    becomes a ``PollVote`` whose hashes ``decrypt_poll_vote(event)`` returns (it
-    raises TransportError on failure). Group, broadcast and own messages are returned
-    flagged, so the inbox can ignore them. A sender that writes from a LID updates
-    ``lid_cache``.
-
-    Returns:
-        The message, or None for other message types and undecryptable or empty votes.
-    """
-    info = event.Info
-    source = info.MessageSource
-    text = _message_text(event.Message)
-    vote = None
-    if text is None:
-        if not event.Message.HasField("pollUpdateMessage"):
-            return None
-        vote = _poll_vote(event, decrypt_poll_vote)
-        if vote is None:
-            return None
-
-    phone, lid = _resolve_sender(source, lid_cache)
-    is_from_me = bool(source.IsFromMe)
-    if (
-        phone is not None
-        and lid is not None
-        and lid_cache is not None
-        and not is_from_me
-    ):
-        lid_cache.remember(phone, lid)
-
-    return InboundMessage(
-        message_id=str(info.ID),
-        sender_phone=phone,
-        timestamp=_timestamp_to_datetime(int(info.Timestamp)),
-        text=text,
-        poll_vote=vote,
-        is_group=bool(source.IsGroup) or str(source.Chat.Server) == GROUP_SERVER,
-        is_broadcast=_is_broadcast(source.Chat),
-        is_from_me=is_from_me,
-        push_name=str(info.Pushname),
-    )
-
-
-_RECEIPT_STATUSES: Final = {Receipt.DELIVERED: "delivered", Receipt.READ: "read"}
-
-
-def translate_receipt(
-    event: Any, *, lid_cache: LidCache | None = None
-) -> DeliveryReceipt | None:
-    """Translate a neonize ``ReceiptEv`` into a DeliveryReceipt.
-
-    Only delivered and read receipts count; read-self, played and the other types
-    return None, as does a receipt without message ids. A LID sender resolves to the
-    phone through ``lid_cache`` when possible, else ``sender_phone`` is None.
-    """
-    status = _RECEIPT_STATUSES.get(event.Type)
-    if status is None or not event.MessageIDs:
-        return None
-
-    phone, _ = _resolve_sender(event.MessageSource, lid_cache)
-    return DeliveryReceipt(
-        wire_ids=tuple(str(message_id) for message_id in event.MessageIDs),
-        sender_phone=phone,
-        status=status,
-        timestamp=_timestamp_to_datetime(int(event.Timestamp)),
-    )
-
-
-def recipient_jid(phone: str, lid_cache: LidCache | None = None) -> Any:
-    """Return the neonize JID a message to canonical ``phone`` goes to.
-
-    That is the LID address when the cache contains one, else
-    ``<phone>@s.whatsapp.net``.
-    """
-    lid = lid_cache.lid_for_phone(phone) if lid_cache is not None else None
-    if lid is not None:
-        return build_jid(lid, LID_SERVER)
-    return build_jid(phone)
-
-
-# ---------------------------------------------------------------------------
-# Connection events
-# ---------------------------------------------------------------------------
-
-
-class _SessionAction(enum.Enum):
-    NONE = "none"
-    RESTART = "restart"
-    LOGGED_OUT = "logged_out"
-
-
-@dataclasses.dataclass(frozen=True)
-class _ConnectionChange:
-    """Effect of a neonize connection event on the transport, with its log line."""
-
-    name: str
-    state: ConnectionState | None
-    action: _SessionAction
-    level: int
-    message: str
-    args: tuple[object, ...] = ()
-    min_delay_seconds: float = 0.0
-    reason: str = ""
-
-
-def _enum_name(enum_type: Any, value: int) -> str:
-    try:
-        return str(enum_type.Name(value))
-    except ValueError:
-        return f"code {value}"
-
-
-_LOGGED_OUT_HINT: Final = (
-    "run `promptpipe login` to link a device again, then restart the service"
-)
-
-# Events whose effect does not depend on their fields.
-_FIXED_CONNECTION_CHANGES: Final[dict[type, _ConnectionChange]] = {
-    ConnectedEv: _ConnectionChange(
-        "connected",
-        ConnectionState.CONNECTED,
-        _SessionAction.NONE,
-        logging.INFO,
-        "WhatsApp connected",
-    ),
-    DisconnectedEv: _ConnectionChange(
-        "disconnected",
-        ConnectionState.DISCONNECTED,
-        _SessionAction.NONE,
-        logging.WARNING,
-        "WhatsApp connection lost; whatsmeow reconnects by itself",
-    ),
-    StreamReplacedEv: _ConnectionChange(
-        "stream_replaced",
-        ConnectionState.DISCONNECTED,
-        _SessionAction.RESTART,
-        logging.ERROR,
-        "another WhatsApp client connected with this device's keys and replaced "
-        "this session; stop any second instance that uses this device store",
-    ),
-    ClientOutdatedEv: _ConnectionChange(
-        "client_outdated",
-        ConnectionState.DISCONNECTED,
-        _SessionAction.RESTART,
-        logging.ERROR,
-        "WhatsApp rejected the client version as outdated; upgrade neonize",
-    ),
-    KeepAliveRestoredEv: _ConnectionChange(
-        "keepalive_restored",
-        None,
-        _SessionAction.NONE,
-        logging.INFO,
-        "WhatsApp keepalive restored",
-    ),
-}
-
-
-def describe_connection_event(event: Any) -> _ConnectionChange | None:
-    """Return the effect of a neonize connection event, or None for other events."""
-    fixed = _FIXED_CONNECTION_CHANGES.get(type(event))
-    if fixed is not None:
-        return fixed
-
-    if isinstance(event, LoggedOutEv):
-        return _ConnectionChange(
-            "logged_out",
-            ConnectionState.LOGGED_OUT,
-            _SessionAction.LOGGED_OUT,
-            logging.ERROR,
-            "WhatsApp logged this device out (reason %s, on connect %s); sends "
-            "fail from now on, so %s",
-            (
-                _enum_name(ConnectFailureReason, event.Reason),
-                event.OnConnect,
-                _LOGGED_OUT_HINT,
-            ),
-        )
-    if isinstance(event, TemporaryBanEv):
-        reason = _enum_name(TemporaryBan.TempBanReason, event.Code)
-        return _ConnectionChange(
-            "temporary_ban",
-            ConnectionState.BANNED,
-            _SessionAction.RESTART,
-            logging.ERROR,
-            "WhatsApp temporarily banned this account (reason %s); the ban lifts "
-            "in %d s",
-            (reason, event.Expire),
-            min_delay_seconds=float(max(event.Expire, 0)),
-            reason=reason,
-        )
-
-    if isinstance(event, ConnectFailureEv):
-        return _ConnectionChange(
-            "connect_failure",
-            ConnectionState.DISCONNECTED,
-            _SessionAction.RESTART,
-            logging.ERROR,
-            "WhatsApp rejected the connection (reason %s: %s)",
-            (_enum_name(ConnectFailureReason, event.Reason), event.Message),
-        )
-    if isinstance(event, StreamErrorEv):
-        return _ConnectionChange(
-            "stream_error",
-            None,
-            _SessionAction.NONE,
-            logging.WARNING,
-            "WhatsApp stream error %s",
-            (event.Code,),
-        )
-    if isinstance(event, KeepAliveTimeoutEv):
-        return _ConnectionChange(
-            "keepalive_timeout",
-            None,
-            _SessionAction.NONE,
-            logging.WARNING,
-            "WhatsApp keepalive timed out (%d failures in a row)",
-            (event.ErrorCount,),
-        )
-    return None
-
-
-_CONNECTION_EVENT_TYPES: Final = (
-    ConnectedEv,
-    DisconnectedEv,
-    LoggedOutEv,
-    TemporaryBanEv,
-    StreamReplacedEv,
-    ConnectFailureEv,
-    ClientOutdatedEv,
-    StreamErrorEv,
-    KeepAliveTimeoutEv,
-    KeepAliveRestoredEv,
-)
 
 
 def backoff_delay(
@@ -888,7 +330,7 @@ def _require_canonical_phone(phone: str) -> None:
 def _send_result(response: Any) -> SendResult:
     return SendResult(
         wire_id=str(response.ID),
-        sent_at=_timestamp_to_datetime(int(response.Timestamp)),
+        sent_at=timestamp_to_datetime(int(response.Timestamp)),
     )
 
 
@@ -975,7 +417,7 @@ class WhatsAppTransport:
         """Subscribe to events; neonize fixes its subscriptions when connect starts."""
         self._client.event(MessageEv)(self._on_message)
         self._client.event(ReceiptEv)(self._on_receipt)
-        for event_type in _CONNECTION_EVENT_TYPES:
+        for event_type in CONNECTION_EVENT_TYPES:
             self._client.event(event_type)(self._on_connection_event)
         self._client.event.qr(self._on_qr)
 
@@ -993,7 +435,7 @@ class WhatsAppTransport:
             logger.exception(
                 "cannot translate WhatsApp message %s",
                 getattr(getattr(event, "Info", None), "ID", "?"),
-                extra=_log_extra("whatsapp_translate_failed"),
+                extra=log_extra("whatsapp_translate_failed"),
             )
             return
         if inbound is not None:
@@ -1006,7 +448,7 @@ class WhatsAppTransport:
         except Exception:
             logger.exception(
                 "cannot translate WhatsApp receipt",
-                extra=_log_extra("whatsapp_translate_failed"),
+                extra=log_extra("whatsapp_translate_failed"),
             )
             return
         if receipt is not None:
@@ -1019,18 +461,18 @@ class WhatsAppTransport:
             self._call_trio(self._apply_connection_change, change)
 
     def _on_qr(self, _client: object, _code: bytes) -> None:
-        change = _ConnectionChange(
+        change = ConnectionChange(
             "login_required",
             ConnectionState.LOGGED_OUT,
-            _SessionAction.LOGGED_OUT,
+            SessionAction.LOGGED_OUT,
             logging.ERROR,
             "WhatsApp asks to link this device with a QR code: %s",
-            (_LOGGED_OUT_HINT,),
+            (LOGGED_OUT_HINT,),
         )
         self._call_trio(self._apply_connection_change, change)
 
     def _call_trio(
-        self, function: Callable[[_ConnectionChange], None], change: _ConnectionChange
+        self, function: Callable[[ConnectionChange], None], change: ConnectionChange
     ) -> None:
         token = self._token
         if token is None:
@@ -1063,7 +505,7 @@ class WhatsAppTransport:
                 "WhatsApp %s %s dropped because the service is stopping",
                 type(event).__name__,
                 label,
-                extra=_log_extra("whatsapp_event_dropped"),
+                extra=log_extra("whatsapp_event_dropped"),
             )
 
     def _decrypt_poll_vote(self, event: Any) -> Sequence[bytes]:
@@ -1104,7 +546,7 @@ class WhatsAppTransport:
             self._session_end = end
         self._wake()
 
-    def _apply_connection_change(self, change: _ConnectionChange) -> None:
+    def _apply_connection_change(self, change: ConnectionChange) -> None:
         if self._worker_done is None:
             # The session is stopping or stopped, so its late events change nothing.
             logger.debug("WhatsApp %s event after the session ended", change.name)
@@ -1113,7 +555,7 @@ class WhatsAppTransport:
             change.level,
             change.message,
             *change.args,
-            extra=_log_extra(f"whatsapp_{change.name}", state=self._state.value),
+            extra=log_extra(f"whatsapp_{change.name}", state=self._state.value),
         )
         if change.state is not None:
             self._state = change.state
@@ -1128,11 +570,11 @@ class WhatsAppTransport:
                 f"reason {change.reason}, until {lifts_at:%Y-%m-%d %H:%M} UTC"
             )
 
-        if change.action is _SessionAction.LOGGED_OUT:
+        if change.action is SessionAction.LOGGED_OUT:
             self._finish_session(
                 _SessionEnd(change.message % change.args, logged_out=True)
             )
-        elif change.action is _SessionAction.RESTART:
+        elif change.action is SessionAction.RESTART:
             self._finish_session(
                 _SessionEnd(
                     change.message % change.args,
@@ -1189,7 +631,7 @@ class WhatsAppTransport:
                 self._state = ConnectionState.DISCONNECTED
             self._run_finished.set()
             logger.info(
-                "WhatsApp transport stopped", extra=_log_extra("whatsapp_stopped")
+                "WhatsApp transport stopped", extra=log_extra("whatsapp_stopped")
             )
 
     async def aclose(self) -> None:
@@ -1210,7 +652,7 @@ class WhatsAppTransport:
             if end.logged_out:
                 if not self._started:
                     raise TransportNotConnectedError(
-                        f"WhatsApp device is logged out; {_LOGGED_OUT_HINT}"
+                        f"WhatsApp device is logged out; {LOGGED_OUT_HINT}"
                     )
                 await trio.sleep_forever()
             if not self._started:
@@ -1235,7 +677,7 @@ class WhatsAppTransport:
                 end.reason,
                 attempt,
                 delay,
-                extra=_log_extra(
+                extra=log_extra(
                     "whatsapp_reconnect", attempt=attempt, delay_seconds=delay
                 ),
             )
@@ -1321,7 +763,7 @@ class WhatsAppTransport:
             logger.error(
                 "neonize session still running %.0f s after stop; waiting for it",
                 waited,
-                extra=_log_extra("whatsapp_stop_timeout", waited_seconds=waited),
+                extra=log_extra("whatsapp_stop_timeout", waited_seconds=waited),
             )
 
     def _stop_blocking(self) -> None:
@@ -1331,7 +773,7 @@ class WhatsAppTransport:
             logger.error(
                 "WhatsApp calls still running after %.0f s; stopping anyway",
                 STOP_TIMEOUT_SECONDS,
-                extra=_log_extra("whatsapp_stop_busy"),
+                extra=log_extra("whatsapp_stop_busy"),
             )
         if was_ready:
             self._client.disconnect()
@@ -1345,7 +787,7 @@ class WhatsAppTransport:
         state = self._state
         if state is ConnectionState.LOGGED_OUT:
             return TransportNotConnectedError(
-                f"WhatsApp device is logged out; {_LOGGED_OUT_HINT}"
+                f"WhatsApp device is logged out; {LOGGED_OUT_HINT}"
             )
         if state is ConnectionState.BANNED:
             return TransportNotConnectedError(
@@ -1388,7 +830,7 @@ class WhatsAppTransport:
             operation.removeprefix("send "),
             mask_phone(phone),
             result.wire_id,
-            extra=_log_extra("whatsapp_sent", phone, wire_id=result.wire_id),
+            extra=log_extra("whatsapp_sent", phone, wire_id=result.wire_id),
         )
         return result
 
@@ -1462,7 +904,7 @@ class WhatsAppTransport:
                 "typing indicator for %s not sent: %s",
                 mask_phone(to),
                 exc,
-                extra=_log_extra("whatsapp_typing_failed", to),
+                extra=log_extra("whatsapp_typing_failed", to),
             )
 
 

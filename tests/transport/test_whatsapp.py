@@ -88,6 +88,7 @@ from promptpipe.transport.whatsapp import (
     translate_message,
     translate_receipt,
 )
+from promptpipe.transport.whatsapp_events import SessionAction
 from promptpipe.transport.whatsapp_login import WhatsAppLoginError, login, run_login
 from tests.conftest import require_postgres
 
@@ -211,7 +212,7 @@ def test_create_device_store_warns_without_foreign_keys(
 ) -> None:
     path = tmp_path / "no_fk.db"
 
-    with caplog.at_level(logging.WARNING, logger="promptpipe.transport.whatsapp"):
+    with caplog.at_level(logging.WARNING, logger="promptpipe.transport.whatsapp_store"):
         create_device_store(f"file:{path}")
 
     messages = [record.getMessage() for record in caplog.records]
@@ -678,7 +679,7 @@ def test_describe_connection_event_logged_out() -> None:
 
     assert change is not None
     assert change.state is ConnectionState.LOGGED_OUT
-    assert change.action is whatsapp._SessionAction.LOGGED_OUT
+    assert change.action is SessionAction.LOGGED_OUT
     assert change.args[0] == "LOGGED_OUT"
 
 
@@ -689,7 +690,7 @@ def test_describe_connection_event_temporary_ban() -> None:
 
     assert change is not None
     assert change.state is ConnectionState.BANNED
-    assert change.action is whatsapp._SessionAction.RESTART
+    assert change.action is SessionAction.RESTART
     assert change.min_delay_seconds == 3600.0
     assert change.message % change.args == (
         "WhatsApp temporarily banned this account (reason SEND_TO_TOO_MANY_PEOPLE); "
@@ -702,14 +703,14 @@ def test_describe_connection_event_disconnected_lets_whatsmeow_retry() -> None:
 
     assert change is not None
     assert change.state is ConnectionState.DISCONNECTED
-    assert change.action is whatsapp._SessionAction.NONE
+    assert change.action is SessionAction.NONE
 
 
 def test_describe_connection_event_stream_replaced_restarts() -> None:
     change = describe_connection_event(StreamReplacedEv())
 
     assert change is not None
-    assert change.action is whatsapp._SessionAction.RESTART
+    assert change.action is SessionAction.RESTART
 
 
 def test_describe_connection_event_other_event_none() -> None:
