@@ -80,6 +80,10 @@ class Participant:
     background: str = ""
     timezone: str = ""
 
+    @property
+    def is_active(self) -> bool:
+        return self.status is ParticipantStatus.ACTIVE
+
 
 @dataclass(frozen=True)
 class FlowState:

@@ -41,7 +41,7 @@ from promptpipe.flow.reminders import recover_reminder, run_reminder_job
 from promptpipe.flow.schedules import load_registry
 from promptpipe.flow.tools import apply_state_transition_job
 from promptpipe.messaging import outgoing
-from promptpipe.messaging.hooks import APOLOGY, ConversationHook
+from promptpipe.messaging.hooks import APOLOGY, DEFAULT_ACK, ConversationHook
 from promptpipe.models import OutboxStatus, Participant, ParticipantStatus
 from promptpipe.phone import mask_phone
 from promptpipe.store.base import (
@@ -223,6 +223,14 @@ class ParticipantActor(Actor[object]):
                 ),
             )
             flow.send_text(APOLOGY, to=message.phone)
+            await self._commit(ctx, flow, done)
+            return
+
+        if flow.participant is None or not flow.participant.is_active:
+            # Deleted or paused after the inbox looked up the hook: the message is
+            # acknowledged like any sender's, and no conversation state is written.
+            flow = FlowContext(self.services, self.participant_id, None, None)
+            flow.send_text(DEFAULT_ACK, to=message.phone)
             await self._commit(ctx, flow, done)
             return
 

@@ -929,3 +929,22 @@ async def test_auto_feedback_in_feedback_already_changes_nothing(autojump_clock)
     assert {k: v for k, v in after.items() if k != "autoFeedbackTimerID"} == {
         k: v for k, v in before.items() if k != "autoFeedbackTimerID"
     }
+
+
+async def test_message_for_removed_participant_acknowledged(autojump_clock) -> None:
+    """A message that reaches the actor after its participant left writes no state."""
+    from promptpipe.flow.participant import InboundText
+    from promptpipe.models import Response
+
+    store = MemoryStore()
+    start = utc("2025-06-02T10:00:00Z")
+    async with run_harness(start, store=store) as h:
+        await store.record_inbound(
+            "late-1", P_PHONE, Response("+" + P_PHONE, "hi", 0), start
+        )
+        await h.app.system.send("p_gone", InboundText("late-1", P_PHONE, "hi", start))
+        await h.settle()
+
+    assert await store.get_flow_state("p_gone") is None
+    assert h.texts()[0].startswith("📝")
+    assert (await store.get_inbound("late-1")).processed_at is not None
