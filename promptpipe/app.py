@@ -21,6 +21,7 @@ import trio
 
 from actors import (
     Actor,
+    ActorStoppedError,
     ActorSystem,
     Clock,
     MisfirePolicy,
@@ -32,6 +33,7 @@ from promptpipe.flow import states
 from promptpipe.flow.context import FlowServices, FlowSettings
 from promptpipe.flow.participant import (
     Enroll,
+    Greet,
     ParticipantActor,
     Recover,
     RemoveParticipant,
@@ -80,8 +82,7 @@ logger = logging.getLogger(__name__)
 
 # Inbound events waiting for the inbox. A full queue makes the transport wait.
 INBOUND_QUEUE_SIZE: Final = 100
-# How long an enrollment may wait for its greeting (an LLM round trip or several).
-ENROLL_TIMEOUT_SECONDS: Final = 180.0
+SEND_WAIT_SECONDS: Final = 10.0
 ACTOR_TIMEOUT_SECONDS: Final = 60.0
 
 
@@ -178,7 +179,17 @@ class Application:
         self.generators = generators
         self.sender = sender
         self.options = options
-        self.messaging = MessagingService(store, sender, transport, clock)
+        # /send waits this long for delivery, then answers that the message is
+        # queued: pacing can hold a burst back for minutes, and failing the request
+        # would make a client that retries send the message twice.
+        self.messaging = MessagingService(
+            store,
+            sender,
+            transport,
+            clock,
+            settle_timeout=SEND_WAIT_SECONDS,
+            keep_queued=True,
+        )
         self.timer_store = JobsTimerStore(store, job_owner)
         self._system: ActorSystem | None = None
         self._inbox: Inbox | None = None
@@ -349,11 +360,15 @@ class Application:
                 background=background,
                 timezone=timezone,
             )
-            with trio.fail_after(ENROLL_TIMEOUT_SECONDS):
+            with trio.fail_after(ACTOR_TIMEOUT_SECONDS):
                 result: Participant = await self.system.ask(
-                    participant.id, Enroll(participant, greet)
+                    participant.id, Enroll(participant, greet=False)
                 )
-            return result
+        if greet:
+            # The greeting waits for the LLM, so the caller does not: it is the
+            # actor's next message.
+            await self.system.send(participant.id, Greet())
+        return result
 
     async def auto_enroll(self, phone: str) -> None:
         """Enroll an unknown WhatsApp sender (no greeting); errors are only logged."""
@@ -374,41 +389,73 @@ class Application:
             extra={"event": "auto_enrolled", "phone": mask_phone(phone)},
         )
 
+    async def _ask_participant(self, participant_id: str, message: object) -> Any:
+        """Ask the participant's actor; ``None`` when the participant is gone.
+
+        A concurrent delete stops the actor, and messages queued behind it then fail
+        with ``ActorStoppedError``; the participant's absence decides the answer.
+        """
+        for _ in range(2):
+            if await self.store.get_participant(participant_id) is None:
+                return None
+            try:
+                with trio.fail_after(ACTOR_TIMEOUT_SECONDS):
+                    return await self.system.ask(participant_id, message)
+            except ActorStoppedError:
+                continue
+        raise ActorStoppedError(participant_id)
+
     async def update_participant(
         self, participant_id: str, changes: dict[str, str]
     ) -> Participant | None:
         """Apply changes through the participant's actor; ``None`` if unknown."""
-        if await self.store.get_participant(participant_id) is None:
-            return None
-        with trio.fail_after(ACTOR_TIMEOUT_SECONDS):
-            updated: Participant | None = await self.system.ask(
-                participant_id, UpdateParticipant(changes)
-            )
+        updated: Participant | None = await self._ask_participant(
+            participant_id, UpdateParticipant(changes)
+        )
         return updated
 
     async def delete_participant(self, participant_id: str) -> bool:
-        """Delete a participant and cancel everything scheduled for them."""
-        if await self.store.get_participant(participant_id) is None:
-            return False
-        with trio.fail_after(ACTOR_TIMEOUT_SECONDS):
-            deleted: bool = await self.system.ask(participant_id, RemoveParticipant())
+        """Delete a participant and cancel everything scheduled for them.
+
+        Recurring ``/schedule`` prompts to the participant's phone end too.
+        """
+        participant = await self.store.get_participant(participant_id)
+        deleted = bool(await self._ask_participant(participant_id, RemoveParticipant()))
+        if deleted and participant is not None:
+            await self._cancel_timers_to(participant.phone_number)
         return deleted
+
+    async def _cancel_timers_to(self, phone: str) -> None:
+        jobs = await self.store.list_jobs(
+            [JobStatus.QUEUED], [states.JOB_SCHEDULED_PROMPT]
+        )
+        for job in jobs:
+            prompt = job.payload.get("prompt")
+            if isinstance(prompt, dict) and prompt.get("to") == phone:
+                await self.store.cancel_job(
+                    job.id, self.clock.now(), "participant deleted"
+                )
+                self.system.timers.disarm(job.id)
 
     # Prompts
 
-    async def send_prompt(self, prompt: Prompt) -> None:
-        """Generate and send a prompt now; returns once it was sent.
+    async def send_prompt(self, prompt: Prompt) -> bool:
+        """Generate and send a prompt now.
+
+        Returns True once it was sent, or False when it is still queued after
+        ``SEND_WAIT_SECONDS`` (pacing or a retry); a queued message is sent later.
 
         Raises:
             GenerationError: the text could not be generated.
-            TransportError: the message was not sent (and will not be).
+            TransportError: the message was not sent, and will not be.
         """
         text = await self.generators.generate(prompt)
         if attaches_poll(prompt.type):
-            await self.messaging.send_prompt_with_poll(prompt.to, text)
+            sent = await self.messaging.send_prompt_with_poll(prompt.to, text)
         else:
-            await self.messaging.send_text(prompt.to, text)
+            sent = await self.messaging.send_text(prompt.to, text)
         await self._register_ephemeral_hook(prompt)
+        return sent
 
     async def _register_ephemeral_hook(self, prompt: Prompt) -> None:
         hook = ephemeral_hook_for(prompt)
@@ -473,9 +520,12 @@ class Application:
         )
         if job is None:
             return False
-        await self.store.cancel_job(job.id, self.clock.now(), "timer deleted")
+        # A concurrent delete of the same timer finds the job already canceled.
+        canceled = await self.store.cancel_job(
+            job.id, self.clock.now(), "timer deleted"
+        )
         self.system.timers.disarm(job.id)
-        return True
+        return canceled
 
     # Receipts, responses, health
 

@@ -151,6 +151,38 @@ def _parse_any_text(raw: str) -> str:
     return raw
 
 
+_DSN_SCHEMES: Final = ("file", "postgres", "postgresql")
+
+
+def _parse_dsn(raw: str) -> str:
+    """Accept a SQLite path or ``file:`` URI, or a PostgreSQL URL or keyword DSN."""
+    if raw.strip() == "":
+        raise ValueError("expected a SQLite path or file: URI, or a PostgreSQL DSN")
+    scheme, separator, _ = raw.partition("://")
+    if separator and scheme.lower() not in _DSN_SCHEMES:
+        raise ValueError(
+            f"unsupported database scheme {scheme}://; use a SQLite path, a file: "
+            "URI, or a postgres:// or postgresql:// URL"
+        )
+    return raw
+
+
+def _parse_default_cron(raw: str) -> str:
+    """Check a DEFAULT_SCHEDULE cron expression; empty means no default."""
+    if raw == "":
+        return raw
+    from promptpipe.scheduling.cron import parse_default_cron
+    from promptpipe.scheduling.schedule import ScheduleError
+
+    try:
+        parse_default_cron(raw)
+    except ScheduleError as exc:
+        raise ValueError(
+            f"{exc}; expected five cron fields such as '30 8 * * 1-5', or empty"
+        ) from None
+    return raw
+
+
 def _parse_state_dir(raw: str) -> Path:
     if raw.strip() == "":
         raise ValueError("expected a directory path")
@@ -223,7 +255,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "whatsapp_db_dsn",
         "--whatsapp-db-dsn",
         "WHATSAPP_DB_DSN",
-        _text_parser("a SQLite path or file: URI, or a PostgreSQL URL or DSN"),
+        _parse_dsn,
         "WhatsApp device store DSN: a SQLite path or file: URI, or PostgreSQL.",
         _STORAGE,
         metavar="DSN",
@@ -233,7 +265,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "app_db_dsn",
         "--app-db-dsn",
         "DATABASE_DSN",
-        _text_parser("a SQLite path or file: URI, or a PostgreSQL URL or DSN"),
+        _parse_dsn,
         "Application database DSN: a SQLite path or file: URI, or a PostgreSQL URL "
         "or key=value DSN. DATABASE_URL is used when DATABASE_DSN is unset.",
         _STORAGE,
@@ -272,7 +304,7 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "default_schedule",
         "--default-cron",
         "DEFAULT_SCHEDULE",
-        _parse_any_text,
+        _parse_default_cron,
         "Five-field cron expression used by /schedule when a request has none.",
         _API,
         metavar="CRON",

@@ -8,7 +8,8 @@ A canonical phone is the string of ASCII digits left after these rules:
 * a leading ``00`` is the international call prefix and is dropped, so
   ``0044 7700 900123`` and ``+44 7700 900123`` are one person. No country code starts
   with ``0``, so a real number never loses digits this way;
-* at least six digits must remain.
+* at least six digits must remain, and at most fifteen, the longest number E.164
+  allows.
 
 Canonical phones key participants, hooks, sends and inbound senders, so two spellings of
 one number can never be enrolled twice.
@@ -22,6 +23,7 @@ from typing import Final
 from promptpipe.errors import InvalidPhoneError
 
 MIN_PHONE_DIGITS: Final = 6
+MAX_PHONE_DIGITS: Final = 15
 _INTERNATIONAL_PREFIX: Final = "00"
 _VISIBLE_TAIL_DIGITS: Final = 4
 
@@ -54,7 +56,8 @@ def canonicalize_phone(recipient: str) -> str:
     """Return the canonical digit string of ``recipient``.
 
     Raises:
-        InvalidPhoneError: the input is empty, holds no digits, or fewer than six.
+        InvalidPhoneError: the input is empty, has no digits, fewer than six or
+            more than fifteen.
     """
     if recipient == "":
         raise InvalidPhoneError("recipient cannot be empty")
@@ -76,6 +79,11 @@ def canonicalize_phone(recipient: str) -> str:
         raise InvalidPhoneError(
             f"invalid phone number: {_go_quote(canonical)} is too short "
             f"(minimum {MIN_PHONE_DIGITS} digits required)"
+        )
+    if len(canonical) > MAX_PHONE_DIGITS:
+        raise InvalidPhoneError(
+            f"invalid phone number: {len(canonical)} digits is too long "
+            f"(maximum {MAX_PHONE_DIGITS} digits, as in E.164)"
         )
     return canonical
 

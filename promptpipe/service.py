@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -29,7 +30,7 @@ from actors import SystemClock
 from promptpipe.api import check_bind_security, create_api, serve_api
 from promptpipe.app import Application, AppOptions, create_application
 from promptpipe.config import Settings
-from promptpipe.errors import PromptPipeError
+from promptpipe.errors import ConfigError, PromptPipeError
 from promptpipe.flow.context import FlowSettings
 from promptpipe.flow.prompts import load_system_prompts
 from promptpipe.llm.base import ChatModel
@@ -44,6 +45,13 @@ from promptpipe.store.dsn import detect_engine, redact_dsn
 from promptpipe.transport.base import Transport
 
 logger = logging.getLogger(__name__)
+
+
+class ServiceStartError(PromptPipeError):
+    """The service could not start; the message names the setting to fix."""
+
+    code = "start_failed"
+
 
 # Collect young objects less often: at 100,000 resident actors the default
 # thresholds spent seconds in full collections (see docs/benchmarks.md).
@@ -119,6 +127,8 @@ async def open_transport(settings: Settings) -> AsyncIterator[Transport]:
     if settings.transport == "console":
         from promptpipe.transport.console import ConsoleTransport
 
+        if settings.console_output != "-":
+            await trio.to_thread.run_sync(_check_writable, settings.console_output)
         yield ConsoleTransport(settings.console_output)
         return
 
@@ -142,6 +152,37 @@ async def open_transport(settings: Settings) -> AsyncIterator[Transport]:
             await transport.aclose()
 
 
+def _check_writable(path: str) -> None:
+    try:
+        with open(path, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise ServiceStartError(
+            f"cannot write the console output file {path}: {exc.strerror or exc}; "
+            "fix CONSOLE_OUTPUT (--console-output) or use - for standard output"
+        ) from exc
+
+
+def check_prompt_files(settings: Settings) -> None:
+    """Fail when a configured system prompt file cannot be read."""
+    configured = (
+        ("INTAKE_BOT_PROMPT_FILE", settings.intake_bot_prompt_file),
+        ("FEEDBACK_TRACKER_PROMPT_FILE", settings.feedback_tracker_prompt_file),
+        ("PROMPT_GENERATOR_PROMPT_FILE", settings.prompt_generator_prompt_file),
+    )
+    for name, path in configured:
+        if path is None:
+            continue
+        try:
+            path.read_text("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            raise ServiceStartError(
+                f"cannot read {name}={path}: {reason or exc}; fix the path or unset "
+                "it to use the packaged prompt"
+            ) from exc
+
+
 @asynccontextmanager
 async def asyncio_bridge(engine: str) -> AsyncIterator[None]:
     """Open the trio-asyncio loop that asyncpg needs, only for PostgreSQL."""
@@ -156,11 +197,12 @@ async def asyncio_bridge(engine: str) -> AsyncIterator[None]:
 
 async def _serve(settings: Settings) -> None:
     check_bind_security(settings.api_host, settings.api_token)
+    check_prompt_files(settings)
     engine = detect_engine(settings.app_db_dsn)
     shutdown = trio.Event()
 
     async with trio.open_nursery() as root:
-        root.start_soon(_watch_signals, shutdown, root.cancel_scope)
+        root.start_soon(_watch_signals, shutdown)
         async with asyncio_bridge(engine), open_store(settings.app_db_dsn) as store:
             logger.info(
                 "store opened: %s %s",
@@ -228,15 +270,23 @@ async def _serve_http(
         metrics=metrics,
     )
     async with trio.open_nursery() as nursery:
-        binds = await nursery.start(
-            partial(
-                serve_api,
-                quart_app,
-                settings.api_host,
-                settings.api_port,
-                shutdown_trigger=shutdown.wait,
+        try:
+            binds = await nursery.start(
+                partial(
+                    serve_api,
+                    quart_app,
+                    settings.api_host,
+                    settings.api_port,
+                    shutdown_trigger=shutdown.wait,
+                )
             )
-        )
+        except* OSError as group:
+            error = group.exceptions[0]
+            reason = getattr(error, "strerror", None) or error
+            raise ServiceStartError(
+                f"cannot listen on {settings.api_addr}: {reason}; choose another "
+                "API_ADDR (--api-addr)"
+            ) from None
         logger.info(
             "promptpipe ready: listening on %s (store %s, transport %s)",
             ", ".join(binds),
@@ -248,7 +298,7 @@ async def _serve_http(
         logger.info("shutting down", extra={"event": "service_stopping"})
 
 
-async def _watch_signals(shutdown: trio.Event, root: trio.CancelScope) -> None:
+async def _watch_signals(shutdown: trio.Event) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for signum in signals:
             if not shutdown.is_set():
@@ -258,13 +308,15 @@ async def _watch_signals(shutdown: trio.Event, root: trio.CancelScope) -> None:
                     extra={"event": "signal_received"},
                 )
                 shutdown.set()
-            else:
-                logger.warning(
-                    "second signal; cancelling everything now",
-                    extra={"event": "forced_shutdown"},
-                )
-                root.cancel()
-                return
+                continue
+            # A forced stop must not wait for the shielded clean-up of the graceful
+            # one. Nothing is lost: every acknowledged message and timer is in the
+            # database, and the kernel releases the lock with the process.
+            logger.warning(
+                "second signal; exiting now", extra={"event": "forced_shutdown"}
+            )
+            logging.shutdown()
+            os._exit(128 + signum)
 
 
 def find_app_error(exc: BaseException) -> PromptPipeError | None:
@@ -309,7 +361,7 @@ def run_service(settings: Settings) -> int:
         if error is None:
             raise
         print(f"promptpipe: error: {error}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(error, ConfigError) else 1
     finally:
         lock.release()
     logger.info("promptpipe stopped", extra={"event": "service_stopped"})

@@ -543,7 +543,7 @@ def test_load_settings_login_flags(workdir: Path) -> None:
 # Validation errors
 
 BOOLEAN = "expected one of true, 1, yes, on, false, 0, no, off"
-DSN = "expected a SQLite path or file: URI, or a PostgreSQL URL or DSN"
+DSN = "expected a SQLite path or file: URI, or a PostgreSQL DSN"
 ADDRESS = (
     "expected host:port with a port from 0 to 65535, such as :8080, "
     "127.0.0.1:8080 or [::1]:8080"
@@ -612,6 +612,19 @@ ENV_ERROR_CASES = [
     ("OUTBOX_MAX_ATTEMPTS", "0", "expected a base-10 integer of at least 1"),
     ("JOB_LEASE_TIMEOUT", "0", POSITIVE_DURATION),
     ("SHUTDOWN_TIMEOUT", "10", POSITIVE_DURATION),
+    (
+        "DATABASE_DSN",
+        "mysql://x",
+        "unsupported database scheme mysql://; use a SQLite path, a file: URI, or a "
+        "postgres:// or postgresql:// URL",
+    ),
+    (
+        "DEFAULT_SCHEDULE",
+        "61 * * * *",
+        'invalid schedule: minute field "61" of cron expression "61 * * * *" is '
+        "invalid (accepted: 0-59, ranges a-b, lists a,b, steps */n); expected five "
+        "cron fields such as '30 8 * * 1-5', or empty",
+    ),
 ]
 
 

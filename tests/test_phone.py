@@ -79,3 +79,13 @@ def test_two_spellings_are_one_person() -> None:
 )
 def test_mask_phone(phone: str, masked: str) -> None:
     assert mask_phone(phone) == masked
+
+
+def test_canonicalize_phone_rejects_more_than_fifteen_digits() -> None:
+    assert canonicalize_phone("+" + "1" * 15) == "1" * 15
+    with pytest.raises(
+        InvalidPhoneError,
+        match=r"^invalid phone number: 16 digits is too long \(maximum 15 digits, "
+        r"as in E\.164\)$",
+    ):
+        canonicalize_phone("1" * 16)

@@ -9,9 +9,10 @@ the actor can send an apology.
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from datetime import datetime
-from typing import Literal
+from typing import Final, Literal
 
 from promptpipe.errors import LLMNotConfiguredError, PromptPipeError
 from promptpipe.flow import states
@@ -38,6 +39,26 @@ class UnhandledStateError(PromptPipeError):
     def __init__(self, state: str) -> None:
         self.state = state
         super().__init__(f"unhandled conversation state: {state}")
+
+
+# WhatsApp accepts far longer texts, but a conversational reply this long is a model
+# malfunction, not something to forward.
+MAX_REPLY_CHARS: Final = 4096
+_CONTROL_CHARACTERS: Final = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_reply(ctx: FlowContext, reply: str) -> str:
+    """Drop control characters from a model reply and cut an overlong one."""
+    cleaned = _CONTROL_CHARACTERS.sub("", reply)
+    if len(cleaned) > MAX_REPLY_CHARS:
+        logger.warning(
+            "model reply of %d characters cut to %d",
+            len(cleaned),
+            MAX_REPLY_CHARS,
+            extra=_log_extra(ctx, "reply_truncated"),
+        )
+        cleaned = cleaned[: MAX_REPLY_CHARS - 1] + "…"
+    return cleaned
 
 
 def _log_extra(ctx: FlowContext, event: str) -> dict[str, object]:
@@ -162,7 +183,8 @@ async def process_turn(ctx: FlowContext, text: str, received_at: datetime) -> st
     if module == "feedback":
         _complete_feedback(ctx)
     history.extend(outcome.summaries)
-    history.append(ctx.history_entry("assistant", outcome.reply))
+    reply = clean_reply(ctx, outcome.reply)
+    history.append(ctx.history_entry("assistant", reply))
     ctx.save_history(history)
     _debug_summary(ctx, ctx.get(states.KEY_SUB_STATE) or sub_state)
-    return outcome.reply
+    return reply

@@ -98,6 +98,11 @@ class Enroll:
 
 
 @dataclass(frozen=True)
+class Greet:
+    """Send the first conversation message to a newly enrolled participant."""
+
+
+@dataclass(frozen=True)
 class UpdateParticipant:
     """Apply field changes (``ask``; returns the participant or ``None``)."""
 
@@ -184,6 +189,9 @@ class ParticipantActor(Actor[object]):
                 return None
             case Enroll(participant, greet):
                 return await self._enroll(ctx, participant, greet)
+            case Greet():
+                await self._greet_safely(ctx)
+                return None
             case UpdateParticipant(changes):
                 return await self._update(ctx, changes)
             case RemoveParticipant():
@@ -288,16 +296,22 @@ class ParticipantActor(Actor[object]):
             ),
         )
         if greet:
-            try:
-                await self._greet(ctx, participant)
-            except Exception:
-                # The enrollment itself is committed; a failed greeting must not
-                # turn it into an error for the caller.
-                logger.exception(
-                    "greeting failed",
-                    extra=_log_extra(participant.id, "greeting_failed"),
-                )
+            await self._greet_safely(ctx)
         return participant
+
+    async def _greet_safely(self, ctx: ActorContext) -> None:
+        participant = await self.services.store.get_participant(self.participant_id)
+        if participant is None or not participant.is_active:
+            return
+        try:
+            await self._greet(ctx, participant)
+        except Exception:
+            # The enrollment itself is committed; a failed greeting is logged and
+            # must not crash the actor.
+            logger.exception(
+                "greeting failed",
+                extra=_log_extra(participant.id, "greeting_failed"),
+            )
 
     async def _greet(self, ctx: ActorContext, participant: Participant) -> None:
         flow = await self._load(participant.id)

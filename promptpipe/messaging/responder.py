@@ -84,8 +84,9 @@ class PhoneActor(Actor[object]):
             ctx.clock.now(),
         )
         self.notify_outbox()
+        hook = self.hooks.get(self.phone)
         logger.info(
-            "message answered by %s",
-            type(self.hooks.get(self.phone)).__name__,
+            "message answered by the %s",
+            "default acknowledgement" if hook is None else type(hook).__name__,
             extra={"event": "phone_answered", "phone": mask_phone(self.phone)},
         )

@@ -116,6 +116,12 @@ class ScheduleActor(Actor[object]):
         }
         operations: list[Operation] = [FinishJob(firing.timer.id)]
         text = None
+        if await self._paused(prompt.to):
+            logger.info(
+                "recipient's participation is paused; prompt skipped", extra=extra
+            )
+            await self._finish(ctx, firing, scheduled, operations)
+            return
         try:
             with trio.fail_after(FIRING_BUDGET_SECONDS):
                 text = await self.generators.generate(prompt)
@@ -131,16 +137,30 @@ class ScheduleActor(Actor[object]):
                 ]
             operations.extend(EnqueueOutbox(row) for row in rows)
 
-        now = ctx.clock.now()
-        job = self._next_job(scheduled, firing.timer.due, now)
-        operations.append(EnqueueJob(job))
-        await self.store.apply(operations, now)
-        firing.mark_completed()
-        ctx.arm_timer(self._timer(job))
+        await self._finish(ctx, firing, scheduled, operations)
         if text:
             self.notify_outbox()
             await self._register_hook(prompt)
             logger.info("scheduled prompt queued", extra=extra)
+
+    async def _finish(
+        self,
+        ctx: ActorContext,
+        firing: Firing,
+        scheduled: ScheduledPrompt,
+        operations: list[Operation],
+    ) -> None:
+        """Commit the firing with the next occurrence, then arm it."""
+        now = ctx.clock.now()
+        job = self._next_job(scheduled, firing.timer.due, now)
+        await self.store.apply([*operations, EnqueueJob(job)], now)
+        firing.mark_completed()
+        ctx.arm_timer(self._timer(job))
+
+    async def _paused(self, phone: str) -> bool:
+        """Whether ``phone`` belongs to a participant who is not active."""
+        participant = await self.store.get_participant_by_phone(phone)
+        return participant is not None and not participant.is_active
 
     async def on_timer_skipped(
         self, ctx: ActorContext, timer: Timer, reason: str

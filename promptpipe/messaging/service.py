@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, NoReturn
 
 import trio
 
@@ -90,8 +90,10 @@ class MessageNotSentError(TransportError):
 class MessagingService:
     """Sends texts and polls through the outbox and waits for the result.
 
-    ``settle_timeout`` is the number of seconds a send waits for its rows to
-    settle before the queued ones are canceled.
+    ``settle_timeout`` is the number of seconds a send waits for its rows to settle.
+    When it runs out, the rows still queued are canceled, or, with
+    ``keep_queued=True``, left queued for the sender to deliver later: the send then
+    returns False instead of raising, so a caller never sends twice by retrying.
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class MessagingService:
         clock: Clock,
         *,
         settle_timeout: float = DEFAULT_SETTLE_TIMEOUT_SECONDS,
+        keep_queued: bool = False,
     ) -> None:
         if not settle_timeout > 0:
             raise ValueError(
@@ -112,6 +115,7 @@ class MessagingService:
         self._transport = transport
         self._clock = clock
         self._settle_timeout = settle_timeout
+        self._keep_queued = keep_queued
         self._stopped = False
 
     def stop(self) -> None:
@@ -139,11 +143,12 @@ class MessagingService:
             )
         return phone
 
-    async def send_text(self, to: str, body: str) -> None:
+    async def send_text(self, to: str, body: str) -> bool:
         """Send one text and wait until it is sent, with one ``sent`` receipt.
 
         Blocks for at most ``settle_timeout`` seconds, plus the end of a send already
-        under way. If cancelled, the rows still queued are canceled.
+        under way. If cancelled, the rows still queued are canceled. Returns True when
+        sent, False when it is still queued (only with ``keep_queued``).
 
         Raises:
             TransportStoppedError: ``stop`` was called.
@@ -153,9 +158,9 @@ class MessagingService:
             MessageNotSentError: the text failed, timed out or was canceled.
         """
         phone = self._prepare(to)
-        await self._send(phone, [outgoing.text_message(phone, phone, body)])
+        return await self._send(phone, [outgoing.text_message(phone, phone, body)])
 
-    async def send_prompt_with_poll(self, to: str, body: str) -> None:
+    async def send_prompt_with_poll(self, to: str, body: str) -> bool:
         """Send a prompt text, then the engagement poll, with one receipt for both.
 
         Without poll support only the text is sent. Blocks and raises like
@@ -165,9 +170,9 @@ class MessagingService:
         rows = outgoing.prompt_with_poll(phone, phone, body)
         if not self._transport.supports_polls:
             rows = rows[:1]
-        await self._send(phone, rows)
+        return await self._send(phone, rows)
 
-    async def send_intensity_poll(self, to: str, current_intensity: str) -> None:
+    async def send_intensity_poll(self, to: str, current_intensity: str) -> bool:
         """Send the intensity poll for ``current_intensity``, with one receipt.
 
         Without poll support a text requests a typed low, normal or high instead.
@@ -182,7 +187,7 @@ class MessagingService:
             row = outgoing.poll_message(phone, phone, INTENSITY_POLL_QUESTION, options)
         else:
             row = outgoing.text_message(phone, phone, INTENSITY_FALLBACK_TEXT)
-        await self._send(phone, [row])
+        return await self._send(phone, [row])
 
     async def send_typing(self, to: str, composing: bool) -> None:
         """Show or hide the typing indicator; best effort, so it never raises.
@@ -222,7 +227,7 @@ class MessagingService:
                 extra={"event": "typing_failed", "phone": mask_phone(to)},
             )
 
-    async def _send(self, phone: str, rows: Sequence[NewOutboxMessage]) -> None:
+    async def _send(self, phone: str, rows: Sequence[NewOutboxMessage]) -> bool:
         """Queue ``rows`` in one transaction, then wait until they settle."""
         await self._store.apply([EnqueueOutbox(row) for row in rows], self._clock.now())
         self._sender.notify()
@@ -233,6 +238,14 @@ class MessagingService:
             with trio.move_on_after(self._settle_timeout) as scope:
                 statuses = await self._sender.wait_settled(ids)
             if scope.cancelled_caught:
+                if self._keep_queued:
+                    logger.info(
+                        "message to %s still queued after %g s; it is sent later",
+                        mask_phone(phone),
+                        self._settle_timeout,
+                        extra={"event": "message_queued", "phone": mask_phone(phone)},
+                    )
+                    return False
                 timed_out = True
                 await self._cancel_queued(ids)
                 # A row that was already sending still settles by itself.
@@ -255,7 +268,7 @@ class MessagingService:
             raise
 
         if all(status is OutboxStatus.SENT for status in statuses.values()):
-            return
+            return True
         await self._raise_not_sent(phone, statuses, timed_out)
 
     async def _cancel_queued(self, ids: Sequence[str]) -> None:
@@ -266,7 +279,7 @@ class MessagingService:
 
     async def _raise_not_sent(
         self, phone: str, statuses: Mapping[str, OutboxStatus], timed_out: bool
-    ) -> None:
+    ) -> NoReturn:
         unsent = []
         for outbox_id, status in statuses.items():
             if status is not OutboxStatus.SENT:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import signal
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -375,5 +376,90 @@ async def test_startup_failures_exit_nonzero(tmp_path) -> None:
     )
     assert unreachable.returncode == 1
     assert "cannot connect to PostgreSQL" in unreachable.stderr.decode()
-    assert public.returncode == 1
+    assert public.returncode == 2
     assert "API_TOKEN" in public.stderr.decode()
+
+
+async def run_serve(tmp_path: Path, *args: str) -> tuple[int, str]:
+    result = await trio.run_process(
+        [
+            sys.executable,
+            "-m",
+            "promptpipe",
+            "serve",
+            "--state-dir",
+            str(tmp_path),
+            "--transport",
+            "console",
+            *args,
+        ],
+        env=service_environment(),
+        capture_stdout=True,
+        capture_stderr=True,
+        check=False,
+    )
+    return result.returncode, result.stderr.decode()
+
+
+async def test_startup_errors_name_the_setting(tmp_path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        in_use = await run_serve(tmp_path / "a", "--api-addr", f"127.0.0.1:{port}")
+    no_dir = await run_serve(
+        tmp_path / "b",
+        "--api-addr",
+        "127.0.0.1:0",
+        "--console-output",
+        str(tmp_path / "missing" / "out.jsonl"),
+    )
+    no_prompt = await run_serve(
+        tmp_path / "c",
+        "--api-addr",
+        "127.0.0.1:0",
+        "--intake-bot-prompt-file",
+        str(tmp_path / "nope.txt"),
+    )
+
+    assert in_use[0] == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in in_use[1]
+    assert "API_ADDR" in in_use[1]
+    assert "Traceback" not in in_use[1]
+    assert no_dir[0] == 1
+    assert "CONSOLE_OUTPUT" in no_dir[1]
+    assert "Traceback" not in no_dir[1]
+    assert no_prompt[0] == 1
+    assert "INTAKE_BOT_PROMPT_FILE" in no_prompt[1]
+
+
+async def test_second_signal_forces_exit(tmp_path) -> None:
+    async with open_fake_llm_server() as llm, trio.open_nursery() as nursery:
+        # The model never answers, so the greeting keeps the actor busy and the
+        # graceful stop would wait for the whole shutdown timeout.
+        llm.script(ScriptedReply(content="late", delay=120))
+        env = environment(llm, f"file:{tmp_path}/state/state.db")
+        service = await start_service(
+            nursery,
+            tmp_path / "state",
+            tmp_path / "out.jsonl",
+            "--shutdown-timeout",
+            "60s",
+            env=env,
+        )
+        async with service.client() as client:
+            await client.post(
+                "/conversation/participants", json={"phone_number": "15550102000"}
+            )
+        await trio.sleep(0.5)
+        started = trio.current_time()
+        service.process.send_signal(signal.SIGINT)
+        await trio.sleep(0.5)
+        service.process.send_signal(signal.SIGINT)
+        status = await service.wait(timeout=20)
+        elapsed = trio.current_time() - started
+
+    assert status == 128 + signal.SIGINT
+    assert elapsed < 10

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import trio
+
 from promptpipe.app import AppOptions
 from promptpipe.flow.context import FlowSettings
 from promptpipe.models import JobStatus, NewJob
@@ -948,3 +950,87 @@ async def test_message_for_removed_participant_acknowledged(autojump_clock) -> N
     assert await store.get_flow_state("p_gone") is None
     assert h.texts()[0].startswith("📝")
     assert (await store.get_inbound("late-1")).processed_at is not None
+
+
+async def test_concurrent_delete_and_updates_never_fail(autojump_clock) -> None:
+    store = MemoryStore()
+    await seed_participant(store, state_data={"conversationState": "INTAKE"})
+    results = []
+
+    async with run_harness(utc("2025-06-02T10:00:00Z"), store=store) as h:
+
+        async def update(n: int) -> None:
+            results.append(await h.app.update_participant(P_ID, {"name": f"n{n}"}))
+
+        async def delete() -> None:
+            results.append(await h.app.delete_participant(P_ID))
+
+        async with trio.open_nursery() as nursery:
+            for n in range(10):
+                nursery.start_soon(update, n)
+            nursery.start_soon(delete)
+            for n in range(10, 15):
+                nursery.start_soon(update, n)
+
+    assert True in results
+    assert all(
+        result is None or result is True or result.id == P_ID for result in results
+    )
+    assert await store.get_participant(P_ID) is None
+
+
+async def test_delete_ends_schedule_timers_to_phone(autojump_clock) -> None:
+    from promptpipe.messaging.prompt import Prompt
+    from promptpipe.scheduling.schedule import Schedule
+
+    store = MemoryStore()
+    await seed_participant(store, state_data={"conversationState": "INTAKE"})
+    async with run_harness(utc("2025-06-02T10:00:00Z"), store=store) as h:
+        mine = await h.app.schedule_prompt(
+            Prompt(to=P_PHONE, body="Stretch!"), Schedule(hour=9)
+        )
+        other = await h.app.schedule_prompt(
+            Prompt(to="15550000001", body="Hi"), Schedule(hour=9)
+        )
+        await h.app.delete_participant(P_ID)
+        timers = [timer.id for timer in await h.app.list_timers()]
+
+    assert mine not in timers
+    assert timers == [other]
+
+
+async def test_paused_participant_skips_schedule_prompt(autojump_clock) -> None:
+    from promptpipe.messaging.prompt import Prompt
+    from promptpipe.scheduling.schedule import Schedule
+
+    store = MemoryStore()
+    await seed_participant(store, state_data={"conversationState": "INTAKE"})
+    async with run_harness(utc("2025-06-02T10:00:00Z"), store=store) as h:
+        timer_id = await h.app.schedule_prompt(
+            Prompt(to=P_PHONE, body="Stretch!"), Schedule(hour=9)
+        )
+        await h.app.update_participant(P_ID, {"status": "paused"})
+        await h.advance_to(utc("2025-06-03T09:00:00Z"))
+        paused_texts = list(h.texts())
+        await h.app.update_participant(P_ID, {"status": "active"})
+        await h.advance_to(utc("2025-06-04T09:00:00Z"))
+        timer = await h.app.get_timer(timer_id)
+
+    assert paused_texts == []
+    assert h.texts() == ["Stretch!"]
+    assert timer.next_run == utc("2025-06-05T09:00:00Z")
+
+
+async def test_overlong_reply_is_cut(autojump_clock) -> None:
+    store = MemoryStore()
+    await seed_participant(store, state_data={"conversationState": "INTAKE"})
+    llm = ScriptedChatModel()
+    llm.queue(ScriptedReply(content="a\x00b" + "x" * 10_000))
+
+    async with run_harness(utc("2025-06-02T10:00:00Z"), store=store, llm=llm) as h:
+        await h.inject("hi")
+
+    reply = h.texts()[0]
+    assert len(reply) == 4096
+    assert reply.startswith("abx")
+    assert reply.endswith("…")

@@ -395,3 +395,37 @@ async def test_service_retry_within_timeout(autojump_clock) -> None:
     assert transport.sent == [SentItem("text", SCENARIO_PHONE, "hello")]
     assert len(await store.list_receipts()) == 1
     assert await outbox_statuses(store) == {OutboxStatus.SENT.value: 1}
+
+
+async def test_keep_queued_returns_false_and_sends_later(autojump_clock) -> None:
+    """A send held back by pacing is left queued, not canceled, and goes out later."""
+    from datetime import UTC, datetime
+
+    from actors import VirtualClock
+    from promptpipe.messaging.outbox import OutboxSender
+    from promptpipe.messaging.pacing import PacingPolicy
+    from promptpipe.messaging.service import MessagingService
+    from promptpipe.store.memory import MemoryStore
+    from tests.fakes.transport import FakeTransport
+
+    clock = VirtualClock(datetime(2025, 6, 2, tzinfo=UTC))
+    store = MemoryStore()
+    transport = FakeTransport(clock)
+    sender = OutboxSender(
+        store, transport, clock, pacing=PacingPolicy(None, 1, 60.0), poll_interval=5
+    )
+    service = MessagingService(
+        store, sender, transport, clock, settle_timeout=10, keep_queued=True
+    )
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sender.run)
+        first = await service.send_text("+15551230001", "one")
+        second = await service.send_text("+15551230001", "two")
+        await transport.wait_sent(2)
+        sent_at = trio.current_time()
+        nursery.cancel_scope.cancel()
+
+    assert first is True
+    assert second is False
+    assert [item.payload for item in transport.sent] == ["one", "two"]
+    assert sent_at == 60.0

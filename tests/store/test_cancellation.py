@@ -146,3 +146,26 @@ async def test_sqlite_transactions_never_interleave(tmp_path):
     )
     assert names == ["y"] * 20
     await connection.aclose()
+
+
+async def test_postgres_second_instance_on_same_schema_refused(asyncio_loop) -> None:
+    from promptpipe.errors import StoreUnavailableError
+    from promptpipe.store import open_store_backend
+    from tests.storage import open_postgres_schema_store
+
+    dsn = require_postgres()
+    first, schema = await open_postgres_schema_store(dsn)
+    try:
+        with pytest.raises(
+            StoreUnavailableError,
+            match=r"^another PromptPipe instance is using PostgreSQL database and "
+            rf"schema \w+\.{schema}; stop it, or give this instance its own database "
+            r"or schema$",
+        ):
+            await open_store_backend(dsn, {"search_path": schema})
+        await first.aclose()
+        # Released with the first instance: a new one starts.
+        again = await open_store_backend(dsn, {"search_path": schema})
+        await again.aclose()
+    finally:
+        await drop_postgres_schema(dsn, schema)

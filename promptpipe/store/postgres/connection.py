@@ -36,6 +36,8 @@ CONNECTION_IDLE_SECONDS: Final = 300.0
 CONNECT_TIMEOUT_SECONDS: Final = 10.0
 # Any 64-bit number unique to this application serializes concurrent migrators.
 MIGRATION_LOCK_ID: Final = 0x50524F4D50545049
+# First key of the two-key advisory lock that marks a database and schema in use.
+INSTANCE_LOCK_CLASS: Final = 0x5050
 
 _KEYWORD_RE: Final = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*=\s*")
 _KEYWORD_MAP: Final = {
@@ -140,6 +142,7 @@ class PostgresConnection:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        self._lock_connection: asyncpg.Connection | None = None
 
     @classmethod
     async def open(
@@ -186,10 +189,44 @@ class PostgresConnection:
         connection = cls(pool)
         try:
             await connection.run(_apply_migrations)
+            await connection._take_instance_lock(arguments, settings)
         except BaseException:
             await connection.aclose()
             raise
         return connection
+
+    async def _take_instance_lock(
+        self, arguments: dict[str, Any], settings: dict[str, str]
+    ) -> None:
+        """Hold a session advisory lock on this database and schema for our lifetime.
+
+        The state-directory lock cannot see a second instance with another state
+        directory on the same database; this lock can. The server releases it when
+        the session ends, including when the process is killed.
+        """
+
+        async def take() -> tuple[asyncpg.Connection, bool, str]:
+            lock_connection = await asyncpg.connect(
+                server_settings=settings, **arguments
+            )
+            name = await lock_connection.fetchval(
+                "SELECT current_database() || '.' || current_schema()"
+            )
+            taken = await lock_connection.fetchval(
+                "SELECT pg_try_advisory_lock($1, hashtext($2))",
+                INSTANCE_LOCK_CLASS,
+                name,
+            )
+            return lock_connection, bool(taken), str(name)
+
+        with map_postgres_errors("instance lock"):
+            lock_connection, taken, name = await trio_asyncio.aio_as_trio(take)()
+        self._lock_connection = lock_connection
+        if not taken:
+            raise StoreUnavailableError(
+                f"another PromptPipe instance is using PostgreSQL database and schema "
+                f"{name}; stop it, or give this instance its own database or schema"
+            )
 
     async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """Run ``fn(connection)`` on a pooled connection, without a transaction."""
@@ -216,10 +253,20 @@ class PostgresConnection:
         return result
 
     async def aclose(self) -> None:
-        """Close every pooled connection, waiting at most ten seconds."""
+        """Close every pooled connection and release the instance lock."""
         pool = self._pool
+        lock_connection = self._lock_connection
+        self._lock_connection = None
 
         async def close() -> None:
+            if lock_connection is not None:
+                try:
+                    await lock_connection.close(timeout=5)
+                except Exception:
+                    logger.warning(
+                        "closing the PostgreSQL lock session failed", exc_info=True
+                    )
+                    lock_connection.terminate()
             try:
                 await pool.close()
             except Exception:
