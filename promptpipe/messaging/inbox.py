@@ -111,10 +111,21 @@ class Inbox:
         )
         await self._store.apply([AddReceipt(row)], receipt.timestamp)
 
-    async def _decode_vote(self, vote: PollVote) -> str | None:
+    async def _decode_vote(self, vote: PollVote, phone: str) -> str | None:
+        """Return the ``Q: … A: …`` text of a vote, or None to drop it.
+
+        A vote on an unknown poll (one sent before polls were recorded) is read
+        against the engagement poll, as the Go original did.
+        """
         if not vote.selected_hashes:
             return None
         poll = await self._store.get_poll(vote.poll_message_id)
+        if poll is not None and poll.recipient != phone:
+            logger.warning(
+                "vote on a poll sent to someone else; dropped",
+                extra=_log_extra("poll_vote_foreign", phone),
+            )
+            return None
         if poll is not None:
             question, options = poll.question, poll.options
         else:
@@ -136,7 +147,7 @@ class Inbox:
             return
         text = message.text
         if message.poll_vote is not None:
-            text = await self._decode_vote(message.poll_vote)
+            text = await self._decode_vote(message.poll_vote, phone)
         if not text:
             self.ignored += 1
             return

@@ -191,3 +191,29 @@ async def test_delivery_receipts_recorded(autojump_clock) -> None:
         (STRANGER, "delivered", int(when.timestamp())),
         (STRANGER, "read", int(when.timestamp())),
     ]
+
+
+async def test_vote_on_someone_elses_poll_dropped(autojump_clock) -> None:
+    store = MemoryStore()
+    poll = Poll(
+        "wire-p", "outbox_9", P_PHONE, "Did you do it?", ("Done", "Next time"), START
+    )
+    await store.enqueue_outbox(
+        NewOutboxMessage("p", "poll", {"to": P_PHONE}, id="outbox_9"), START
+    )
+    await store.claim_outbox(START, 10)
+    await store.mark_outbox_sent("outbox_9", START, "wire-p", None, poll)
+
+    async with run_harness(START, store=store) as h:
+        await h.app.inbox.handle_event(
+            InboundMessage(
+                message_id="vote-x",
+                sender_phone=STRANGER,
+                timestamp=START,
+                poll_vote=PollVote("wire-p", (hash_poll_option("Done"),)),
+            )
+        )
+        await h.settle()
+
+    assert await store.list_responses() == []
+    assert h.transport.sent == []
