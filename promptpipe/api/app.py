@@ -34,7 +34,7 @@ from promptpipe.api.auth import has_valid_token, is_exempt, unauthorized
 from promptpipe.api.envelope import error_envelope, json_response, plain_text
 from promptpipe.api.errors import METHOD_NOT_ALLOWED_MESSAGE, ApiError
 from promptpipe.api.openapi import build_openapi
-from promptpipe.api.routing import NotAllowedBody, Router
+from promptpipe.api.routing import ExactPathApp, NotAllowedBody, Router
 from promptpipe.metrics import Metrics
 from promptpipe.transport.console import ConsoleTransport
 
@@ -165,7 +165,7 @@ def create_api(
         )
     metrics = metrics or Metrics()
 
-    quart_app = QuartTrio(__name__, static_folder=None)
+    quart_app = ExactPathApp(__name__, static_folder=None)
     quart_app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     # The metrics waiter is the only background task; stop it at once on shutdown.
     quart_app.config["BACKGROUND_TASK_SHUTDOWN_TIMEOUT"] = 0

@@ -6,10 +6,11 @@ is absent, and unknown fields are ignored. A field of the wrong JSON type makes 
 whole body invalid, as an undecodable body does: both are the contract's 400
 ``Invalid JSON format``.
 
-Text fields may not contain NUL (U+0000), because PostgreSQL text columns cannot
-store it. The rule applies on every store, so a body that one store would reject is
-rejected everywhere. A lone UTF-16 surrogate escape such as ``"\\ud800"`` becomes
-U+FFFD, as Go's decoder does, because UTF-8 cannot encode it.
+Decoding replaces every lone UTF-16 surrogate escape such as ``"\\ud800"`` with
+U+FFFD, as Go's decoder does, in every key and string of the body before any route
+reads it, because UTF-8 cannot encode a lone surrogate. Text fields may not contain
+NUL (U+0000), because PostgreSQL text columns cannot store it. The rule applies on
+every store, so a body that one store would reject is rejected everywhere.
 """
 
 from __future__ import annotations
@@ -33,6 +34,45 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
+def replace_lone_surrogates(text: str) -> str:
+    """Return ``text`` with each lone UTF-16 surrogate replaced by U+FFFD.
+
+    A surrogate pair escape such as ``"\\ud83d\\ude00"`` decodes to one code point
+    outside the surrogate range, so only unpaired halves are replaced.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
+def _clean_string(value: object) -> object:
+    return replace_lone_surrogates(value) if isinstance(value, str) else value
+
+
+def _replace_all_lone_surrogates(root: JsonObject) -> None:
+    """Replace lone surrogates in every key and string below ``root``, in place.
+
+    The walk uses an explicit stack, because a body nested as deep as the decoder
+    allows would exceed the interpreter's recursion limit in a recursive walk.
+    """
+    pending: list[JsonObject | list[Any]] = [root]
+    while pending:
+        container = pending.pop()
+        if isinstance(container, list):
+            for index, item in enumerate(container):
+                container[index] = _clean_string(item)
+            children = container
+        else:
+            items = [
+                (replace_lone_surrogates(key), value)
+                for key, value in container.items()
+            ]
+            # Rebuilding keeps the key order. Two keys that differ only in their lone
+            # surrogates merge, and the later one wins, as with a duplicate key.
+            container.clear()
+            container.update((key, _clean_string(value)) for key, value in items)
+            children = list(container.values())
+        pending.extend(child for child in children if isinstance(child, dict | list))
+
+
 def parse_json_object(data: bytes) -> JsonObject:
     """Decode ``data`` as one JSON object.
 
@@ -47,6 +87,7 @@ def parse_json_object(data: bytes) -> JsonObject:
         raise invalid_json() from exc
     if not isinstance(value, dict):
         raise invalid_json()
+    _replace_all_lone_surrogates(value)
     return value
 
 
@@ -62,7 +103,9 @@ async def read_json_object() -> JsonObject:
 
 
 def clean_text(value: str, field: str) -> str:
-    """Apply the text rules to the value of ``field``.
+    """Check the value of ``field`` for NUL and return it.
+
+    ``parse_json_object`` has already replaced lone surrogates.
 
     Raises:
         ApiError: 400 when the text contains a NUL character.
@@ -73,7 +116,7 @@ def clean_text(value: str, field: str) -> str:
             "stored; remove it",
             "nul_character",
         )
-    return _LONE_SURROGATE.sub("\ufffd", value)
+    return value
 
 
 def read_text(obj: JsonObject, name: str, field: str | None = None) -> str | None:

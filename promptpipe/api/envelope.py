@@ -3,7 +3,8 @@
 Success envelope: ``{"status": "ok", "message": ..., "result": ...}`` with an empty
 ``message`` left out and ``result`` left out when a route passes none. Error envelope:
 ``{"status": "error", "message": ...}``. Every JSON body is sent as
-``application/json`` and ends with a newline.
+``application/json`` and ends with a newline. A lone surrogate in a JSON body is sent
+as U+FFFD, because UTF-8 cannot encode it and the response would fail instead.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Mapping
 from typing import Final
 
 from quart import Response
+
+from promptpipe.api.decoding import replace_lone_surrogates
 
 JSON_CONTENT_TYPE: Final = "application/json"
 TEXT_CONTENT_TYPE: Final = "text/plain; charset=utf-8"
@@ -33,6 +36,10 @@ def json_response(
 ) -> Response:
     """Return ``payload`` as a JSON body."""
     body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")) + "\n"
+    # A surrogate can occur only inside a JSON string, so replacing it in the text
+    # keeps the document valid. Error messages quote request values, and without
+    # this an error handler would fail on a value that contains a lone surrogate.
+    body = replace_lone_surrogates(body)
     return Response(
         body, status=status, headers=dict(headers or {}), content_type=JSON_CONTENT_TYPE
     )

@@ -124,7 +124,7 @@ async def send(app: Application) -> Response:
     prompt = _checked_prompt(prompt)
 
     try:
-        await app.send_prompt(prompt)
+        sent = await app.send_prompt(prompt)
     except GenerationError as exc:
         _log_failure("prompt_generation_failed", prompt)
         raise server_fault("Failed to generate message content", exc.code) from exc
@@ -132,7 +132,14 @@ async def send(app: Application) -> Response:
     except (PromptPipeError, ValueError) as exc:
         _log_failure("prompt_send_failed", prompt)
         raise server_fault("Failed to send message", "send_failed") from exc
+    if not sent:
+        # Held back by pacing or a retry: it is queued and will be sent, so the
+        # caller must not send it again.
+        return ok(QUEUED_MESSAGE)
     return ok("Message sent successfully")
+
+
+QUEUED_MESSAGE = "Message queued for delivery"
 
 
 def _is_llm_configured(app: Application) -> bool:

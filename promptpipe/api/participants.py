@@ -1,9 +1,10 @@
 """The ``/conversation/participants`` routes: enroll, list, read, update and delete.
 
 Each route validates the whole body before it reads the store, so a bad body is a
-400 even for an unknown id, and every 4xx leaves the store untouched. Paths below
-``/conversation/participants/{id}/`` are the 404 envelope ``Unknown conversation
-participant endpoint``; other paths below ``/conversation/`` are plain-text 404s.
+400 even for an unknown id, and every 4xx leaves the store untouched. Other paths
+below ``/conversation/participants/``, such as ``/conversation/participants/{id}/``,
+are the 404 envelope ``Unknown conversation participant endpoint``. ``/conversation``
+and every other path below it are plain-text 404s.
 """
 
 from __future__ import annotations
@@ -215,17 +216,17 @@ def register(router: Router, app: Application) -> None:
         NotAllowedBody.ENVELOPE,
     )
     router.add_any_method(
-        [f"{item}/", f"{item}/<path:rest>"],
+        ["/conversation/participants/<subpath:rest>"],
         "participant_subpath",
         _unknown_participant_endpoint,
     )
     router.add_any_method(
-        ["/conversation/"],
+        ["/conversation", "/conversation/"],
         "conversation_root",
         partial(plain_text, 404, "Invalid conversation endpoint"),
     )
     router.add_any_method(
-        ["/conversation/<path:rest>"],
+        ["/conversation/<subpath:rest>"],
         "conversation_unknown",
         partial(plain_text, 404, "Unknown conversation endpoint"),
     )

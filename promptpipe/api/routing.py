@@ -7,6 +7,16 @@ empty body on the message endpoints and the error envelope on the others, and it
 same 405 as any other method the route lacks. A method token outside
 ``ROUTED_METHODS`` makes werkzeug raise ``MethodNotAllowed`` before dispatch, and
 ``Router.respond_to_unrouted_method`` gives the same response for it.
+
+Paths match exactly. The map does not merge repeated slashes, and ``ExactPathApp``
+rejects a path that starts with ``//``, which werkzeug would strip to one slash, so
+``//send`` is a 404 rather than ``/send``. Werkzeug responds to a path that lacks the
+trailing slash of a rule with a redirect whose ``Location`` comes from the client's
+``Host`` header. Each rule that ends with a slash therefore has a twin without it, and
+``ExactPathApp`` turns any redirect that routing still produces into a 404. The
+``subpath`` converter lets one rule take every other path below a prefix, empty
+segments included, such as ``/timers//``, which is what a request for ``/timers/%2F``
+decodes to.
 """
 
 from __future__ import annotations
@@ -14,20 +24,76 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 from quart import Response, request
-from werkzeug.exceptions import HTTPException
+from quart.globals import request_ctx
+from quart.routing import QuartMap
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import BaseConverter, RequestRedirect
 
 from promptpipe.api.envelope import empty, error_envelope
 from promptpipe.api.errors import METHOD_NOT_ALLOWED_MESSAGE
 
 if TYPE_CHECKING:
-    from quart_trio import QuartTrio
+    from quart.ctx import RequestContext
+    from quart.typing import ResponseReturnValue
+    from quart.wrappers import BaseRequestWebsocket
 
 View = Callable[..., Awaitable[Response]]
 
 ROUTED_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class _SubpathConverter(BaseConverter):
+    """One or more characters, slashes included: the rest of a path below a prefix.
+
+    Unlike werkzeug's ``path`` converter it also matches a rest that starts with a
+    slash. Its weight sorts it after ``default`` (100) and ``path`` (200), so a rule
+    using it only takes paths that no other rule matches.
+    """
+
+    regex = "(?s:.+)"
+    part_isolating = False
+    weight = 400
+
+
+class ExactPathMap(QuartMap):
+    """A URL map without slash merging or redirects to rules with default values."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.update(merge_slashes=False, redirect_defaults=False)
+        super().__init__(*args, **kwargs)
+        self.converters["subpath"] = _SubpathConverter
+
+
+class ExactPathApp(QuartTrio):
+    """A QuartTrio app that routes exact paths and never responds with a redirect."""
+
+    url_map_class = ExactPathMap
+
+    async def dispatch_request(
+        self, request_context: RequestContext | None = None
+    ) -> ResponseReturnValue:
+        """Dispatch the request to its view, with a 404 for a path starting ``//``.
+
+        Werkzeug strips the leading slashes of ``request.path``, so without this
+        check ``//send`` would reach ``/send``. The ASGI scope keeps the path as
+        sent. The check runs after the ``before_request`` hooks, so the token check
+        still comes first.
+        """
+        current = (request_context or request_ctx).request
+        if current.scope["path"].startswith("//"):
+            raise NotFound()
+        return await super().dispatch_request(request_context)
+
+    def raise_routing_exception(self, request: BaseRequestWebsocket) -> NoReturn:
+        """Raise the routing failure of ``request``, a 404 in place of a redirect."""
+        failure = request.routing_exception
+        if isinstance(failure, RequestRedirect):
+            raise NotFound() from failure
+        super().raise_routing_exception(request)
 
 
 class NotAllowedBody(enum.Enum):

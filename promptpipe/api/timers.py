@@ -1,7 +1,8 @@
 """The ``/timers`` routes: list, read and cancel the recurring ``/schedule`` prompts.
 
 These bodies carry no envelope; their errors do. ``/timers/`` is the collection as
-well, and any path below ``/timers/{id}/`` is the 404 ``Unknown timer endpoint``.
+well, and any other path below ``/timers/``, such as ``/timers/{id}/more`` or
+``/timers//``, is the 404 ``Unknown timer endpoint``.
 """
 
 from __future__ import annotations
@@ -109,7 +110,7 @@ def register(router: Router, app: Application) -> None:
         NotAllowedBody.ENVELOPE,
     )
     router.add_any_method(
-        ["/timers/<timer_id>/", "/timers/<timer_id>/<path:rest>"],
+        ["/timers/<subpath:rest>"],
         "timer_subpath",
         _unknown_timer_endpoint,
     )

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from promptpipe.errors import PromptPipeError
 from promptpipe.flow import states
@@ -37,6 +36,7 @@ from promptpipe.flow.schedules import (
 )
 from promptpipe.flow.tools import generate_habit_prompt
 from promptpipe.messaging import outgoing
+from promptpipe.scheduling.schedule import ScheduleError, load_timezone
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +63,10 @@ def _log_extra(ctx: FlowContext, event: str, **fields: Any) -> dict[str, Any]:
 
 def local_date(ctx: FlowContext, when: datetime) -> str:
     """Return ``YYYY-MM-DD`` in the participant's zone (UTC when unknown)."""
-    zone_name = ctx.timezone or "UTC"
     try:
-        zone = ZoneInfo(zone_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = ZoneInfo("UTC")
+        zone = load_timezone(ctx.timezone or None)
+    except ScheduleError:
+        zone = UTC
     return when.astimezone(zone).strftime("%Y-%m-%d")
 
 

@@ -1,7 +1,8 @@
 """The Schedule object of the admin API and the instants at which a schedule runs.
 
-This module validates schedules and computes their run instants. It is pure: it does no
-I/O and never reads the clock, so callers pass every reference instant in.
+This module validates schedules and computes their run instants. Its only I/O is
+reading time zone data, and it never reads the clock, so callers pass every reference
+instant in.
 
 How a schedule turns into run instants
 --------------------------------------
@@ -34,12 +35,13 @@ the time zone and that some calendar date matches, and raises ``ScheduleError``.
 from __future__ import annotations
 
 import calendar
+import functools
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import Final, TypeAlias
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from promptpipe.errors import PromptPipeError
 
@@ -121,8 +123,33 @@ def _timezone_type_error(value: object) -> ScheduleTypeError:
     )
 
 
+@functools.cache
+def _iana_zone_names() -> frozenset[str]:
+    """Return the IANA zone names of the tzdata package and the system database.
+
+    ``available_timezones`` already leaves out ``posixrules`` and the ``posix/`` and
+    ``right/`` trees, but on Debian it lists ``localtime``, a link to
+    ``/etc/localtime`` that names the host's zone rather than an IANA zone. Listing
+    the names reads every file of the zone directories, so it runs once.
+    """
+    return frozenset((available_timezones() - {"localtime"}) | {"UTC"})
+
+
+def _unknown_timezone(name: str) -> ScheduleError:
+    return ScheduleError(
+        "timezone",
+        name,
+        f"timezone {_show(name)} is not a known IANA time zone "
+        '(use a name such as "America/Toronto" or "UTC")',
+    )
+
+
 def load_timezone(name: str | None) -> tzinfo:
     """Load an IANA time zone by name, with ``None`` and ``""`` meaning UTC.
+
+    Only names that ``zoneinfo.available_timezones`` lists, and ``"UTC"``, are
+    accepted. Host files that ``ZoneInfo`` would also load, such as ``localtime``,
+    ``posixrules`` or ``right/UTC``, are rejected.
 
     Args:
         name: An IANA name such as ``"America/Toronto"``, or ``None``/``""`` for UTC.
@@ -132,24 +159,21 @@ def load_timezone(name: str | None) -> tzinfo:
 
     Raises:
         ScheduleTypeError: ``name`` is not a string.
-        ScheduleError: no time zone of that name exists in the system or tzdata
-            database.
+        ScheduleError: ``name`` is not an IANA zone of the tzdata package or the
+            system database, or its data cannot be read.
     """
     if name is None or name == "":
         return UTC
     if not isinstance(name, str):
         raise _timezone_type_error(name)
+    if name not in _iana_zone_names():
+        raise _unknown_timezone(name)
     try:
         return ZoneInfo(name)
-    # ZoneInfo raises ValueError for keys that are not normalized relative paths and
-    # OSError for keys naming a directory or too long for the file system.
+    # ZoneInfo raises ValueError for a zone file it cannot parse and OSError for
+    # one it cannot read.
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
-        raise ScheduleError(
-            "timezone",
-            name,
-            f"timezone {_show(name)} is not a known IANA time zone "
-            '(use a name such as "America/Toronto" or "UTC")',
-        ) from exc
+        raise _unknown_timezone(name) from exc
 
 
 def _check_type(name: str, value: object) -> None:

@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from promptpipe.api.decoding import parse_json_object
+from promptpipe.api.envelope import error_envelope
 from tests.api.harness import PHONE, open_api
 
 BODY_ENDPOINTS = [
@@ -132,6 +134,102 @@ async def test_lone_surrogate_becomes_replacement_character(api_store) -> None:
 
     assert response.status_code == 201
     assert listing["result"][0]["body"] == "a\ufffdb"
+
+
+@pytest.mark.parametrize(
+    ("timezone", "shown"), [("\\ud800", "\ufffd"), ("Europe/\\udc00", "Europe/\ufffd")]
+)
+async def test_lone_surrogate_timezone_is_invalid_schedule(
+    api, timezone, shown
+) -> None:
+    schedule = b'{"timezone": "' + timezone.encode() + b'"}'
+    body = b'{"to": "123456", "body": "x", "schedule": ' + schedule + b"}"
+
+    response = await api.request("POST", "/schedule", body)
+
+    assert response.status_code == 400
+    assert response.headers["X-Error-Code"] == "invalid_schedule"
+    assert await response.get_json() == {
+        "status": "error",
+        "message": f'invalid schedule: timezone "{shown}" is not a known IANA time '
+        'zone (use a name such as "America/Toronto" or "UTC")',
+    }
+    assert await api.app.list_timers() == []
+
+
+@pytest.mark.parametrize("timezone", ["\\ud800", "Europe/\\ud800", "localtime"])
+async def test_participant_timezone_rejected(api, timezone) -> None:
+    update = b'{"timezone": "' + timezone.encode() + b'"}'
+    create = b'{"phone_number": "123456", ' + update[1:]
+
+    created = await api.request("POST", "/conversation/participants", create)
+    updated = await api.request("PUT", "/conversation/participants/p_1", update)
+
+    assert created.status_code == 400
+    assert await created.get_json() == {
+        "status": "error",
+        "message": "invalid timezone",
+    }
+    assert updated.status_code == 400
+    assert await updated.get_json() == {
+        "status": "error",
+        "message": "invalid timezone",
+    }
+    assert await api.app.store.list_participants() == []
+
+
+async def test_lone_surrogate_in_participant_name(api) -> None:
+    body = b'{"phone_number": "123456", "name": "A\\udfffB"}'
+
+    response = await api.request("POST", "/conversation/participants", body)
+
+    assert response.status_code == 201
+    assert (await response.get_json())["result"]["name"] == "A\ufffdB"
+
+
+async def test_lone_surrogate_in_prompt_body_is_sent(api) -> None:
+    body = b'{"to": "123456", "body": "walk\\ud83d?"}'
+
+    response = await api.request("POST", "/send", body)
+
+    assert response.status_code == 200
+    assert api.transport.sent[0].payload == "walk\ufffd?"
+
+
+def test_parse_json_object_replaces_every_lone_surrogate() -> None:
+    data = (
+        b'{"k\\ud800": "v\\udc00", "list": ["\\udbff", 1, [{"deep": "\\ud800x"}]],'
+        b' "pair": "\\ud83d\\ude00"}'
+    )
+
+    value = parse_json_object(data)
+
+    assert value == {
+        "k\ufffd": "v\ufffd",
+        "list": ["\ufffd", 1, [{"deep": "\ufffdx"}]],
+        "pair": "\U0001f600",
+    }
+
+
+def test_parse_json_object_deep_nesting_with_surrogate() -> None:
+    depth = 500
+    data = b'{"a": ' + b"[" * depth + b'"\\ud800"' + b"]" * depth + b"}"
+
+    value = parse_json_object(data)
+
+    inner = value["a"]
+    for _ in range(depth - 1):
+        inner = inner[0]
+    assert inner == ["\ufffd"]
+
+
+async def test_error_envelope_replaces_lone_surrogate() -> None:
+    response = error_envelope(400, 'bad "\ud800"', "invalid_schedule")
+
+    assert response.status_code == 400
+    assert (await response.get_data()).decode("utf-8") == (
+        '{"status":"error","message":"bad \\"\ufffd\\""}\n'
+    )
 
 
 async def test_surrogate_pair_is_kept(api) -> None:

@@ -64,6 +64,15 @@ async def test_console_generates_message_id(console) -> None:
     assert body["result"]["id"].startswith("console-in-")
 
 
+async def test_console_lone_surrogate_in_id(console) -> None:
+    body = b'{"from": "%s", "text": "hi\\ud800", "id": "m-\\udc00"}' % PHONE.encode()
+
+    response = await console.request("POST", INBOUND, body)
+
+    assert response.status_code == 202
+    assert (await response.get_json())["result"] == {"id": "m-\ufffd"}
+
+
 async def test_console_duplicate_id_is_dropped(console) -> None:
     payload = {"from": PHONE, "text": "hi", "id": "dup-1"}
 

@@ -609,3 +609,47 @@ async def test_rejected_send_and_schedule_store_nothing(api) -> None:
     assert await api.app.list_timers() == []
     assert await api.app.list_receipts() == []
     assert await api.app.store.count_outbox() == {}
+
+
+async def test_send_reports_queued_when_pacing_holds_it(monkeypatch) -> None:
+    """A message held back by pacing is reported as queued and sent later."""
+    import trio
+
+    from actors import SystemClock
+    from promptpipe.api.app import create_api
+    from promptpipe.app import create_application
+    from promptpipe.llm.openai_chat import UnconfiguredChatModel
+    from promptpipe.messaging.pacing import PacingPolicy
+    from promptpipe.store.memory import MemoryStore
+    from tests.fakes.transport import FakeTransport
+
+    # Two seconds between messages to one person; /send waits three. The first
+    # prompt (text, then poll two seconds later) is sent in time, the second not.
+    monkeypatch.setattr("promptpipe.app.SEND_WAIT_SECONDS", 3.0)
+    transport = FakeTransport()
+    app = create_application(
+        store=MemoryStore(),
+        transport=transport,
+        llm=UnconfiguredChatModel("m"),
+        clock=SystemClock(),
+        pacing=PacingPolicy(None, 1, 2.0),
+    )
+    async with app.running():
+        api = create_api(app, token="", max_body_bytes=65536, console_enabled=False)
+        client = api.test_client()
+        first = await client.post("/send", json={"to": "15551230001", "body": "one"})
+        second = await client.post("/send", json={"to": "15551230001", "body": "two"})
+        with trio.fail_after(20):
+            await transport.wait_sent(4)
+
+    assert first.status_code == 200
+    assert (await first.get_json())["message"] == "Message sent successfully"
+    assert second.status_code == 200
+    assert await second.get_json() == {
+        "status": "ok",
+        "message": "Message queued for delivery",
+    }
+    assert [item.payload for item in transport.sent if item.kind == "text"] == [
+        "one",
+        "two",
+    ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.api.harness import TOKEN, open_api
+
 EMPTY_405 = [
     ("/send", "POST"),
     ("/schedule", "POST"),
@@ -68,7 +70,12 @@ async def test_wrong_method_ignores_body(api) -> None:
     [
         ("/send/", "404 page not found"),
         ("/nowhere", "404 page not found"),
+        ("//send", "404 page not found"),
+        ("//receipts", "404 page not found"),
+        ("///", "404 page not found"),
+        ("/conversation", "Invalid conversation endpoint"),
         ("/conversation/", "Invalid conversation endpoint"),
+        ("/conversation//", "Unknown conversation endpoint"),
         ("/conversation/other", "Unknown conversation endpoint"),
         ("/conversation/other/deeper", "Unknown conversation endpoint"),
     ],
@@ -79,6 +86,60 @@ async def test_unknown_paths_plain_text_404(api, path, text) -> None:
     assert response.status_code == 404
     assert (await response.get_data()).decode() == text + "\n"
     assert response.headers["Content-Type"].startswith("text/plain")
+
+
+async def test_conversation_without_slash_any_method_404(api) -> None:
+    for method in METHODS:
+        response = await api.request(method, "/conversation")
+
+        assert response.status_code == 404, method
+        assert (await response.get_data()).decode() == "Invalid conversation endpoint\n"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/conversation",
+        "/timers/%2F",
+        "/timers//",
+        "/timers/sched_1//",
+        "/conversation/participants//",
+        "/conversation/participants/%2F",
+        "//send",
+        "//timers",
+        "/send//",
+        "/receipts/",
+    ],
+)
+async def test_paths_never_redirect(api, path) -> None:
+    for method in ("GET", "POST", "PUT", "DELETE"):
+        response = await api.request(method, path, headers={"Host": "evil.example"})
+
+        assert response.status_code == 404, method
+        assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize("path", ["/timers/%2F", "/timers//", "/timers//x"])
+async def test_timers_empty_segment_envelope_404(api, path) -> None:
+    for method in ("GET", "DELETE"):
+        status, body = await api.call(method, path)
+
+        assert status == 404, method
+        assert body == {"status": "error", "message": "Unknown timer endpoint"}
+
+
+async def test_double_slash_send_sends_nothing(api) -> None:
+    response = await api.request("POST", "//send", '{"to": "1234567890", "body": "x"}')
+
+    assert response.status_code == 404
+    assert api.transport.sent == []
+
+
+async def test_double_slash_path_needs_token_first(memory_store) -> None:
+    async with open_api(memory_store, token=TOKEN) as api:
+        response = await api.client.open("//send", method="POST", data=b"{}")
+
+    assert response.status_code == 401
 
 
 @pytest.mark.parametrize(

@@ -549,6 +549,43 @@ def test_load_timezone_known_name() -> None:
     assert load_timezone(LORD_HOWE) == ZoneInfo(LORD_HOWE)
 
 
+@pytest.mark.parametrize("name", ["UTC", "Etc/UTC", "America/Argentina/Buenos_Aires"])
+def test_load_timezone_accepts_iana_names(name) -> None:
+    assert load_timezone(name) == ZoneInfo(name)
+
+
+# Files that ZoneInfo loads from the host's zone directory but that are no IANA
+# zones. "localtime" follows /etc/localtime, "posixrules" holds the rules for POSIX
+# TZ strings, and the posix/ and right/ trees copy the database without and with
+# leap seconds.
+@pytest.mark.parametrize(
+    "name", ["localtime", "posixrules", "right/UTC", "posix/UTC", "posix/Europe/Paris"]
+)
+def test_load_timezone_rejects_host_zone_files(name) -> None:
+    with pytest.raises(
+        ScheduleError,
+        match=exact(
+            f'invalid schedule: timezone "{name}" is not a known IANA time zone '
+            '(use a name such as "America/Toronto" or "UTC")'
+        ),
+    ) as caught:
+        load_timezone(name)
+
+    assert caught.value.field == "timezone"
+    assert caught.value.value == name
+
+
+def test_from_json_rejects_localtime() -> None:
+    with pytest.raises(
+        ScheduleError,
+        match=exact(
+            'invalid schedule: timezone "localtime" is not a known IANA time zone '
+            '(use a name such as "America/Toronto" or "UTC")'
+        ),
+    ):
+        Schedule.from_json({"hour": 9, "timezone": "localtime"})
+
+
 def test_is_list_valued_single_values() -> None:
     assert not Schedule(minute=5, hour=9, weekday=1).is_list_valued
 
