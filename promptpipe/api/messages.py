@@ -34,7 +34,7 @@ from promptpipe.api.routing import NotAllowedBody, Router
 from promptpipe.app import GenAINotConfiguredError, MissingScheduleError
 from promptpipe.errors import InvalidPhoneError, PromptPipeError
 from promptpipe.llm.base import is_configured
-from promptpipe.messaging.generators import GenerationError
+from promptpipe.messaging.generators import ACTIVE_STATES, GenerationError
 from promptpipe.messaging.prompt import (
     BranchOption,
     Prompt,
@@ -156,6 +156,12 @@ async def schedule(app: Application) -> Response:
         raise bad_request(str(parsed), parsed.code)
     if prompt.type == "genai" and not _is_llm_configured(app):
         raise bad_request(str(GenAINotConfiguredError()), GenAINotConfiguredError.code)
+    if prompt.type == "conversation" and prompt.state not in ACTIVE_STATES:
+        # /send must answer 500 for this (the contract), but a schedule would only
+        # fail at every firing, so it is rejected up front.
+        raise bad_request(
+            f"unsupported conversation flow state '{prompt.state}'", "invalid_prompt"
+        )
 
     try:
         schedule_id = await app.schedule_prompt(prompt, parsed)

@@ -653,3 +653,39 @@ async def test_send_reports_queued_when_pacing_holds_it(monkeypatch) -> None:
         "one",
         "two",
     ]
+
+
+async def test_schedule_rejects_unsupported_conversation_state(monkeypatch) -> None:
+    from actors import SystemClock
+    from promptpipe.api.app import create_api
+    from promptpipe.app import create_application
+    from promptpipe.llm.openai_chat import UnconfiguredChatModel
+    from promptpipe.store.memory import MemoryStore
+    from tests.fakes.transport import FakeTransport
+
+    app = create_application(
+        store=MemoryStore(),
+        transport=FakeTransport(),
+        llm=UnconfiguredChatModel("m"),
+        clock=SystemClock(),
+    )
+    async with app.running():
+        api = create_api(app, token="", max_body_bytes=65536, console_enabled=False)
+        response = await api.test_client().post(
+            "/schedule",
+            json={
+                "to": "15551230001",
+                "type": "conversation",
+                "state": "BOGUS",
+                "user_prompt": "hi",
+                "schedule": {"hour": 9},
+            },
+        )
+        timers = await app.list_timers()
+
+    assert response.status_code == 400
+    assert await response.get_json() == {
+        "status": "error",
+        "message": "unsupported conversation flow state 'BOGUS'",
+    }
+    assert timers == []
