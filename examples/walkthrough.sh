@@ -7,7 +7,9 @@ AUTH=()
 if [ -n "${API_TOKEN:-}" ]; then
     AUTH=(-H "Authorization: Bearer $API_TOKEN")
 fi
-PHONE="+1 555 010 2000"
+# A different number on each run, so a second run does not hit "already enrolled".
+DIGITS="1555$(date +%s | tail -c 8)"
+PHONE="+${DIGITS:0:1} ${DIGITS:1:3} ${DIGITS:4}"
 
 call() {
     local method="$1" path="$2" body="${3:-}"
@@ -27,11 +29,11 @@ participant=$(call POST /conversation/participants \
 echo "$participant"
 participant_id=$(printf '%s' "$participant" | python3 -c 'import json,sys; print(json.load(sys.stdin)["result"]["id"])')
 
-call POST /schedule '{"to": "+15550102000", "body": "Time for your one-minute stretch!",
-  "schedule": {"hour": 9, "minute": 30, "timezone": "America/Toronto"}}'
+call POST /schedule "{\"to\": \"+$DIGITS\", \"body\": \"Time for your one-minute stretch!\",
+  \"schedule\": {\"hour\": 9, \"minute\": 30, \"timezone\": \"America/Toronto\"}}"
 call GET /timers
 
-call POST /console/inbound '{"from": "+15550102000", "text": "Hi! I want to move more."}'
+call POST /console/inbound "{\"from\": \"+$DIGITS\", \"text\": \"Hi! I want to move more.\"}"
 sleep 1
 call GET /responses
 call GET /receipts
