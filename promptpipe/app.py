@@ -33,7 +33,6 @@ from promptpipe.flow import states
 from promptpipe.flow.context import FlowServices, FlowSettings
 from promptpipe.flow.participant import (
     Enroll,
-    Greet,
     ParticipantActor,
     Recover,
     RemoveParticipant,
@@ -299,6 +298,7 @@ class Application:
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(self.sender.run)
+            stopping_since = trio.current_time()
             async with self.open_actors():
                 await nursery.start(self.transport.run, events_send)
                 await self.inbox.redeliver_unprocessed()
@@ -314,8 +314,11 @@ class Application:
                     yield self
                 finally:
                     inbox_scope.cancel()
+                    stopping_since = trio.current_time()
+            # Actors and the outbox drain share one stop budget.
+            spent = trio.current_time() - stopping_since
             with trio.CancelScope(shield=True):
-                await self.sender.drain(self.options.stop_grace)
+                await self.sender.drain(max(self.options.stop_grace - spent, 0.0))
             nursery.cancel_scope.cancel()
 
     # Participants
@@ -360,14 +363,13 @@ class Application:
                 background=background,
                 timezone=timezone,
             )
+            # With ``greet`` the enrollment also queues the greeting as a job, which
+            # the actor runs next: the caller does not wait for the LLM, and a crash
+            # cannot lose the greeting.
             with trio.fail_after(ACTOR_TIMEOUT_SECONDS):
                 result: Participant = await self.system.ask(
-                    participant.id, Enroll(participant, greet=False)
+                    participant.id, Enroll(participant, greet)
                 )
-        if greet:
-            # The greeting waits for the LLM, so the caller does not: it is the
-            # actor's next message.
-            await self.system.send(participant.id, Greet())
         return result
 
     async def auto_enroll(self, phone: str) -> None:

@@ -5,10 +5,10 @@ then the application (outbox sender, actor system with every participant and que
 job restored, redelivery of unprocessed messages, inbound path) and finally the HTTP
 server. One log line reports readiness with the address.
 
-Stop: the first SIGINT or SIGTERM starts a graceful shutdown bounded by
-``SHUTDOWN_TIMEOUT``: HTTP stops accepting (in-flight requests get five seconds),
-the inbox stops, actors finish the message in hand, the outbox drains, the store
-closes and the lock is released. A second signal cancels whatever is left at once.
+Stop: the first SIGINT or SIGTERM starts a graceful shutdown. HTTP stops accepting
+(in-flight requests get five seconds), the inbox stops, then actors finish the
+message in hand and the outbox drains, together within ``SHUTDOWN_TIMEOUT``; the
+store closes and the lock is released. A second signal exits at once.
 Exit status: 0 after a clean shutdown, 1 when start-up fails (with one clear line).
 """
 

@@ -98,11 +98,6 @@ class Enroll:
 
 
 @dataclass(frozen=True)
-class Greet:
-    """Send the first conversation message to a newly enrolled participant."""
-
-
-@dataclass(frozen=True)
 class UpdateParticipant:
     """Apply field changes (``ask``; returns the participant or ``None``)."""
 
@@ -189,9 +184,6 @@ class ParticipantActor(Actor[object]):
                 return None
             case Enroll(participant, greet):
                 return await self._enroll(ctx, participant, greet)
-            case Greet():
-                await self._greet_safely(ctx)
-                return None
             case UpdateParticipant(changes):
                 return await self._update(ctx, changes)
             case RemoveParticipant():
@@ -275,6 +267,15 @@ class ParticipantActor(Actor[object]):
         )
         if background:
             flow.set(states.KEY_BACKGROUND, background)
+        if greet:
+            # The greeting is a job written with the enrollment, so a crash before
+            # it was sent cannot lose it.
+            flow.enqueue_job(
+                states.JOB_GREETING,
+                ctx.clock.now(),
+                {"participant_id": participant.id},
+                states.greeting_dedupe_key(participant.id),
+            )
         hook = PutHook(
             participant.phone_number,
             "conversation",
@@ -287,6 +288,8 @@ class ParticipantActor(Actor[object]):
         self.services.hooks.register(
             participant.phone_number, ConversationHook(participant.id)
         )
+        for timer in flow.timers_to_arm:
+            ctx.arm_timer(timer)
         logger.info(
             "participant enrolled",
             extra=_log_extra(
@@ -295,39 +298,21 @@ class ParticipantActor(Actor[object]):
                 phone=mask_phone(participant.phone_number),
             ),
         )
-        if greet:
-            await self._greet_safely(ctx)
         return participant
 
-    async def _greet_safely(self, ctx: ActorContext) -> None:
-        participant = await self.services.store.get_participant(self.participant_id)
-        if participant is None or not participant.is_active:
-            return
+    async def _greet(self, flow: FlowContext) -> None:
+        """Run the greeting turn; the generic welcome replaces a failed one."""
         try:
-            await self._greet(ctx, participant)
-        except Exception:
-            # The enrollment itself is committed; a failed greeting is logged and
-            # must not crash the actor.
-            logger.exception(
-                "greeting failed",
-                extra=_log_extra(participant.id, "greeting_failed"),
-            )
-
-    async def _greet(self, ctx: ActorContext, participant: Participant) -> None:
-        flow = await self._load(participant.id)
-        try:
-            reply = await process_turn(flow, ENROLLMENT_HINT, ctx.clock.now())
+            reply = await process_turn(flow, ENROLLMENT_HINT, self.services.clock.now())
         except PromptPipeError as exc:
             logger.warning(
                 "greeting not generated (%s); sending the generic welcome",
                 exc,
-                extra=_log_extra(participant.id, "greeting_fallback"),
+                extra=_log_extra(self.participant_id, "greeting_fallback"),
             )
-            flow = await self._load(participant.id)
             reply = GENERIC_WELCOME
         if reply:
             flow.send_text(reply)
-        await self._commit(ctx, flow)
 
     async def _update(
         self, ctx: ActorContext, changes: Mapping[str, str]
@@ -458,6 +443,9 @@ class ParticipantActor(Actor[object]):
             run_feedback_timeout_job(flow, payload)
         elif kind == states.JOB_FEEDBACK_FOLLOWUP:
             run_feedback_followup_job(flow, payload)
+        elif kind == states.JOB_GREETING:
+            if flow.participant is not None and flow.participant.is_active:
+                await self._greet(flow)
         else:
             raise TimerRetryError(
                 f"no handler registered for kind: {kind}", UNKNOWN_KIND_RETRY

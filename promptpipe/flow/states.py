@@ -49,6 +49,8 @@ JOB_REMINDER: Final = "daily_prompt_reminder"
 JOB_AUTO_FEEDBACK: Final = "auto_feedback_enforcement"
 JOB_RECURRING_PROMPT: Final = "recurring_prompt"
 JOB_SCHEDULED_PROMPT: Final = "scheduled_prompt"
+# The first message to a newly enrolled participant, written with the enrollment.
+JOB_GREETING: Final = "enrollment_greeting"
 
 PARTICIPANT_JOB_KINDS: Final = (
     JOB_STATE_TRANSITION,
@@ -57,6 +59,7 @@ PARTICIPANT_JOB_KINDS: Final = (
     JOB_REMINDER,
     JOB_AUTO_FEEDBACK,
     JOB_RECURRING_PROMPT,
+    JOB_GREETING,
 )
 
 
@@ -82,6 +85,10 @@ def auto_feedback_dedupe_key(participant_id: str) -> str:
 
 def recurring_prompt_dedupe_key(participant_id: str, schedule_id: str) -> str:
     return f"recurring_prompt:{participant_id}:{schedule_id}"
+
+
+def greeting_dedupe_key(participant_id: str) -> str:
+    return f"enrollment_greeting:{participant_id}"
 
 
 def scheduled_prompt_dedupe_key(schedule_id: str) -> str:

@@ -135,22 +135,36 @@ class Inbox:
         return format_poll_answer(question, answers)
 
     async def _handle_message(self, message: InboundMessage) -> None:
+        try:
+            routed = await self._record(message)
+        finally:
+            # Acknowledged once recorded, or dropped on purpose, never later: a
+            # full mailbox must hold back the next message, not this caller.
+            message.acknowledge()
+        if routed is not None:
+            phone, text, timestamp = routed
+            await self.route(message.message_id, phone, text, timestamp)
+
+    async def _record(
+        self, message: InboundMessage
+    ) -> tuple[str, str, datetime] | None:
+        """Record a message once; return what to route, or None when it is dropped."""
         if message.is_group or message.is_broadcast or message.is_from_me:
             self.ignored += 1
-            return
+            return None
         phone = message.sender_phone
         if not phone:
             logger.warning(
                 "sender has no phone number; message dropped",
                 extra=_log_extra("inbound_no_sender", message_id=message.message_id),
             )
-            return
+            return None
         text = message.text
         if message.poll_vote is not None:
             text = await self._decode_vote(message.poll_vote, phone)
         if not text:
             self.ignored += 1
-            return
+            return None
 
         timestamp = message.timestamp.astimezone(UTC)
         response = Response(
@@ -172,9 +186,9 @@ class Inbox:
             logger.debug(
                 "duplicate message dropped", extra=_log_extra("inbound_dup", phone)
             )
-            return
+            return None
         self.received += 1
-        await self.route(message.message_id, phone, text, timestamp)
+        return phone, text, timestamp
 
     async def route(
         self, message_id: str, phone: str, text: str, received_at: datetime

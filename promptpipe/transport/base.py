@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -69,6 +70,16 @@ class InboundMessage:
     is_broadcast: bool = False
     is_from_me: bool = False
     push_name: str = field(default="", repr=False)
+    # Called by the inbox once the message is recorded in the database (or dropped
+    # on purpose), so a transport can acknowledge it only when it is durable.
+    on_recorded: Callable[[], None] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    def acknowledge(self) -> None:
+        """Tell the transport the message is recorded; later calls do nothing."""
+        if self.on_recorded is not None:
+            self.on_recorded()
 
 
 @dataclass(frozen=True)
@@ -88,11 +99,13 @@ class Transport(Protocol):
     """A messaging network connection.
 
     ``run`` connects, reports readiness through ``task_status.started()``, then
-    forwards inbound events into ``events`` until cancelled; a full channel makes it
-    wait, so inbound events are never dropped for lack of room. The send methods take a
-    canonical phone, block until the network acknowledged the message, and raise
-    ``TransportError`` (``TransportNotConnectedError`` while disconnected). If a send is
-    cancelled, the message may or may not have left.
+    forwards inbound events into ``events`` until cancelled. A full channel makes it
+    wait, so inbound events are never dropped for lack of room. A transport that can
+    hold its own acknowledgement back sets ``InboundMessage.on_recorded`` and waits
+    for that call. The send methods take a canonical phone, block until the network
+    acknowledged the message, and raise ``TransportError``
+    (``TransportNotConnectedError`` while disconnected). If a send is cancelled, the
+    message may or may not have left.
     """
 
     name: str

@@ -10,6 +10,7 @@ channel given to ``run``, the same path WhatsApp events take.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -213,9 +214,17 @@ class ConsoleTransport:
             )
 
     async def _inject(self, message: InboundMessage) -> InboundMessage:
+        """Send ``message`` to the inbox and wait until it is recorded.
+
+        Returning only then is what lets the admin API answer 202: the message is in
+        the database and survives a crash from that moment on.
+        """
         self._check_running()
         assert self._events is not None
+        recorded = trio.Event()
+        message = dataclasses.replace(message, on_recorded=recorded.set)
         await self._events.send(message)
+        await recorded.wait()
         return message
 
     async def inject_text(

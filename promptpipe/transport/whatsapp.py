@@ -86,6 +86,7 @@ from promptpipe.store.dsn import redact_dsn
 from promptpipe.transport.base import (
     ConnectionState,
     InboundEvent,
+    InboundMessage,
     SendResult,
 )
 from promptpipe.transport.whatsapp_events import (
@@ -521,14 +522,24 @@ class WhatsAppTransport:
     # -- trio side --------------------------------------------------------
 
     async def _send_inbound(self, event: InboundEvent) -> bool:
-        """Send ``event`` into the channel; False if shutdown cancelled the wait."""
+        """Send ``event`` into the channel; False if shutdown cancelled the wait.
+
+        A message is handed over only once the inbox recorded it, so the Go thread
+        that received it returns when the message is durable.
+        """
         assert self._events is not None
         if self._stopped:
             return False
+        recorded: trio.Event | None = None
+        if isinstance(event, InboundMessage):
+            recorded = trio.Event()
+            event = dataclasses.replace(event, on_recorded=recorded.set)
         with trio.CancelScope() as scope:
             self._forward_scopes.add(scope)
             try:
                 await self._events.send(event)
+                if recorded is not None:
+                    await recorded.wait()
                 return True
             finally:
                 self._forward_scopes.discard(scope)

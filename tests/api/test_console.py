@@ -157,3 +157,32 @@ async def test_console_wrong_method(console) -> None:
 async def test_console_requires_console_transport(api) -> None:
     with pytest.raises(ValueError, match=r"^console_enabled needs the console"):
         create_api(api.app, token="", max_body_bytes=100, console_enabled=True)
+
+
+async def test_console_inbound_recorded_before_accepted(tmp_path) -> None:
+    """202 means the message is in the database, so a crash right after loses nothing."""
+    from actors import SystemClock
+    from promptpipe.api.app import create_api
+    from promptpipe.app import create_application
+    from promptpipe.llm.openai_chat import UnconfiguredChatModel
+    from promptpipe.store.memory import MemoryStore
+    from promptpipe.transport.console import ConsoleTransport
+
+    store = MemoryStore()
+    app = create_application(
+        store=store,
+        transport=ConsoleTransport(str(tmp_path / "out.jsonl")),
+        llm=UnconfiguredChatModel("m"),
+        clock=SystemClock(),
+    )
+    async with app.running():
+        api = create_api(app, token="", max_body_bytes=65536, console_enabled=True)
+        response = await api.test_client().post(
+            "/console/inbound",
+            json={"from": "+15551230009", "text": "hello", "id": "in-1"},
+        )
+        record = await store.get_inbound("in-1")
+
+    assert response.status_code == 202
+    assert record is not None
+    assert record.participant_id == "15551230009"

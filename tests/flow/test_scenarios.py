@@ -1034,3 +1034,31 @@ async def test_overlong_reply_is_cut(autojump_clock) -> None:
     assert len(reply) == 4096
     assert reply.startswith("abx")
     assert reply.endswith("…")
+
+
+async def test_greeting_survives_stop_before_it_is_sent(autojump_clock) -> None:
+    """The greeting is a job committed with the enrollment, so a stop cannot lose it."""
+    store = MemoryStore()
+    slow = ScriptedChatModel(delay=120)
+    slow.queue(ScriptedReply(content="never delivered"))
+    async with run_harness(
+        utc("2025-06-02T10:00:00Z"),
+        store=store,
+        llm=slow,
+        options=AppOptions(sweep_interval=300.0, stop_grace=1.0),
+    ) as first:
+        participant = await first.app.enroll_participant("1234567890")
+        await trio.sleep(5)
+    jobs = await store.list_jobs(None, ["enrollment_greeting"])
+    assert [job.status for job in jobs] == [JobStatus.RUNNING]
+    assert first.texts("1234567890") == []
+
+    llm = ScriptedChatModel()
+    llm.queue(ScriptedReply(content="Welcome back!"))
+    async with run_harness(utc("2025-06-02T10:10:00Z"), store=store, llm=llm) as second:
+        await second.settle()
+        jobs = await store.list_jobs(None, ["enrollment_greeting"])
+
+    assert second.texts("1234567890") == ["Welcome back!"]
+    assert [job.status for job in jobs] == [JobStatus.DONE]
+    assert jobs[0].payload == {"participant_id": participant.id}

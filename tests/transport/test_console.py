@@ -189,14 +189,33 @@ async def test_console_send_rejects_noncanonical_phone(tmp_path: Path) -> None:
         nursery.cancel_scope.cancel()
 
 
+async def deliver(nursery, receive, inject):
+    """Run ``inject`` while playing the inbox: receive the event and acknowledge it."""
+    done = trio.Event()
+    result = {}
+
+    async def run() -> None:
+        result["injected"] = await inject()
+        done.set()
+
+    nursery.start_soon(run)
+    received = await receive.receive()
+    received.acknowledge()
+    await done.wait()
+    return received, result["injected"]
+
+
 async def test_console_inject_text_arrives_on_channel(tmp_path: Path) -> None:
     sent_at = datetime(2025, 10, 9, 8, 53, 20, tzinfo=UTC)
     async with trio.open_nursery() as nursery:
         transport, receive = await start(nursery, str(tmp_path / "out.jsonl"))
-        injected = await transport.inject_text(
-            "wamid-1", "+1 (555) 123-4567", "Done", sent_at
+        received, injected = await deliver(
+            nursery,
+            receive,
+            lambda: transport.inject_text(
+                "wamid-1", "+1 (555) 123-4567", "Done", sent_at
+            ),
         )
-        received = await receive.receive()
         nursery.cancel_scope.cancel()
 
     assert received == InboundMessage(
@@ -209,8 +228,9 @@ async def test_console_inject_text_generates_id_and_time(tmp_path: Path) -> None
     async with trio.open_nursery() as nursery:
         transport, receive = await start(nursery, str(tmp_path / "out.jsonl"))
         before = datetime.now(UTC)
-        await transport.inject_text(None, PHONE, "hi", None)
-        received = await receive.receive()
+        received, _ = await deliver(
+            nursery, receive, lambda: transport.inject_text(None, PHONE, "hi", None)
+        )
         nursery.cancel_scope.cancel()
 
     assert isinstance(received, InboundMessage)
@@ -222,8 +242,9 @@ async def test_console_inject_text_keeps_other_zone(tmp_path: Path) -> None:
     local = datetime(2025, 10, 9, 10, 53, 20, tzinfo=timezone(timedelta(hours=2)))
     async with trio.open_nursery() as nursery:
         transport, receive = await start(nursery, str(tmp_path / "out.jsonl"))
-        await transport.inject_text("m1", PHONE, "hi", local)
-        received = await receive.receive()
+        received, _ = await deliver(
+            nursery, receive, lambda: transport.inject_text("m1", PHONE, "hi", local)
+        )
         nursery.cancel_scope.cancel()
 
     assert isinstance(received, InboundMessage)
@@ -249,8 +270,13 @@ async def test_console_inject_text_rejects_bad_sender(tmp_path: Path) -> None:
 async def test_console_inject_poll_vote_hashes_options(tmp_path: Path) -> None:
     async with trio.open_nursery() as nursery:
         transport, receive = await start(nursery, str(tmp_path / "out.jsonl"))
-        await transport.inject_poll_vote("v1", PHONE, "console-abc", ["Next time"])
-        received = await receive.receive()
+        received, _ = await deliver(
+            nursery,
+            receive,
+            lambda: transport.inject_poll_vote(
+                "v1", PHONE, "console-abc", ["Next time"]
+            ),
+        )
         nursery.cancel_scope.cancel()
 
     assert isinstance(received, InboundMessage)
@@ -276,10 +302,15 @@ async def test_console_inject_waits_for_full_channel(tmp_path: Path) -> None:
         await trio.testing.wait_all_tasks_blocked()
         waiting = not delivered.is_set()
         received = await receive.receive()
+        await trio.testing.wait_all_tasks_blocked()
+        unacknowledged = not delivered.is_set()
+        received.acknowledge()
         await delivered.wait()
         nursery.cancel_scope.cancel()
 
     assert waiting is True
+    # Received but not yet recorded: the injection still waits.
+    assert unacknowledged is True
     assert isinstance(received, InboundMessage)
 
 

@@ -1061,8 +1061,13 @@ async def test_inbound_message_reaches_channel(tmp_path: Path) -> None:
         thread = running.client.fire(message_event(Message(conversation="Done")))
         with trio.fail_after(5):
             inbound = await running.receive.receive()
+        await trio.sleep(0.2)
+        # The Go thread returns only once the inbox recorded the message.
+        blocked_until_recorded = thread.is_alive()
+        inbound.acknowledge()
         await join(thread)
 
+        assert blocked_until_recorded is True
         assert isinstance(inbound, InboundMessage)
         assert inbound.text == "Done"
         assert inbound.sender_phone == PHONE
@@ -1100,6 +1105,7 @@ async def test_inbound_full_channel_blocks_go_thread(tmp_path: Path) -> None:
         blocked_while_full = thread.is_alive()
         with trio.fail_after(5):
             inbound = await running.receive.receive()
+        inbound.acknowledge()
         await join(thread)
 
         assert waiting_senders == 1
@@ -1116,9 +1122,11 @@ async def test_inbound_poll_vote_decrypt_failure_dropped(tmp_path: Path) -> None
         )
 
         await join(running.client.fire(poll_update_event()))
-        await join(running.client.fire(message_event(Message(conversation="after"))))
+        thread = running.client.fire(message_event(Message(conversation="after")))
         with trio.fail_after(5):
             inbound = await running.receive.receive()
+        inbound.acknowledge()
+        await join(thread)
 
         assert "decrypt_poll_vote" in running.client.call_names()
         assert isinstance(inbound, InboundMessage)

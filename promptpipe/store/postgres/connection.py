@@ -175,15 +175,16 @@ class PostgresConnection:
 
         try:
             pool = await trio_asyncio.aio_as_trio(create)()
+        except TimeoutError as exc:
+            # Caught first: TimeoutError is also an OSError.
+            raise StoreUnavailableError(
+                "cannot connect to PostgreSQL: timed out; check DATABASE_DSN and "
+                "that the server is running"
+            ) from exc
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
             raise StoreUnavailableError(
                 f"cannot connect to PostgreSQL: {exc}; check DATABASE_DSN and that "
                 "the server is running"
-            ) from exc
-        except TimeoutError as exc:
-            raise StoreUnavailableError(
-                "cannot connect to PostgreSQL: timed out; check DATABASE_DSN and "
-                "that the server is running"
             ) from exc
 
         connection = cls(pool)
