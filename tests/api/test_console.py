@@ -160,7 +160,7 @@ async def test_console_requires_console_transport(api) -> None:
 
 
 async def test_console_inbound_recorded_before_accepted(tmp_path) -> None:
-    """202 means the message is in the database, so a crash right after loses nothing."""
+    """A 202 means the message is in the database and survives a crash."""
     from actors import SystemClock
     from promptpipe.api.app import create_api
     from promptpipe.app import create_application
