@@ -24,7 +24,7 @@ from typing import Any
 
 import trio
 
-from actors import ActorError, ActorSystem, Clock
+from actors import ActorSystem, Clock
 from promptpipe.errors import StoreError
 from promptpipe.flow.participant import InboundText
 from promptpipe.flow.profile import (
@@ -90,7 +90,10 @@ class Inbox:
             async for event in events:
                 try:
                     await self.handle_event(event)
-                except (StoreError, ActorError):
+                except Exception:
+                    # One bad event must not stop the inbox for every participant.
+                    # A recorded message stays unprocessed and is delivered again at
+                    # the next start.
                     logger.exception(
                         "inbound event not handled", extra=_log_extra("inbound_failed")
                     )

@@ -217,3 +217,22 @@ async def test_vote_on_someone_elses_poll_dropped(autojump_clock) -> None:
 
     assert await store.list_responses() == []
     assert h.transport.sent == []
+
+
+async def test_inbox_survives_a_failing_event(autojump_clock) -> None:
+    """An exception while handling one event leaves the inbox running for the next."""
+    store = MemoryStore()
+    async with run_harness(START, store=store) as h:
+        original = store.get_poll
+
+        async def broken_get_poll(wire_id: str):
+            raise RuntimeError("poll lookup broke")
+
+        store.get_poll = broken_get_poll  # type: ignore[method-assign]
+        await h.transport.inject_poll_vote("v1", STRANGER, "wire", ["Done"])
+        await h.settle()
+        store.get_poll = original  # type: ignore[method-assign]
+        await h.inject("still there?", phone=STRANGER, message_id="after")
+
+    assert [r.body for r in await store.list_responses()] == ["still there?"]
+    assert len(h.texts(STRANGER)) == 1
