@@ -272,9 +272,10 @@ class Application:
             )
         keys = await self.store.list_flow_participant_ids()
         await system.boot(keys)
-        for participant in participants:
-            if participant.status is ParticipantStatus.ACTIVE:
-                await system.send(participant.id, Recover())
+        active = {p.id for p in participants if p.status is ParticipantStatus.ACTIVE}
+        for participant_id in await self.store.list_recovery_candidates():
+            if participant_id in active:
+                await system.send(participant_id, Recover())
         logger.info(
             "restored %d hooks and %d participants",
             len(self.hooks),

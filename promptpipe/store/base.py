@@ -284,6 +284,14 @@ class Store(Protocol):
         self, flow_type: str = FLOW_TYPE_CONVERSATION
     ) -> list[str]: ...
 
+    async def list_recovery_candidates(self) -> list[str]:
+        """Return participants whose state has a pending prompt or a schedule.
+
+        Only these can miss a reminder or a schedule job after a restart, so boot
+        recovery looks at them instead of at every participant.
+        """
+        ...
+
     # Hooks, receipts, responses
 
     async def list_hooks(self) -> list[Hook]: ...

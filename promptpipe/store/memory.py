@@ -228,6 +228,21 @@ class MemoryStore:
             lambda t: sorted(pid for pid, kind in t.flow_states if kind == flow_type)
         )
 
+    async def list_recovery_candidates(self) -> list[str]:
+        def listing(tables: Tables) -> list[str]:
+            candidates = []
+            for (participant_id, flow_type), state in tables.flow_states.items():
+                data = state.state_data
+                if flow_type != FLOW_TYPE_CONVERSATION:
+                    continue
+                if data.get("dailyPromptPending", "").startswith("{") or data.get(
+                    "scheduleRegistry", ""
+                ).startswith("[{"):
+                    candidates.append(participant_id)
+            return sorted(candidates)
+
+        return await self._read(listing)
+
     # Hooks, receipts, responses
 
     async def list_hooks(self) -> list[Hook]:

@@ -138,3 +138,30 @@ async def test_empty_listings_are_lists(store) -> None:
     assert await store.list_responses() == []
     assert await store.list_participants() == []
     assert await store.list_hooks() == []
+
+
+async def test_recovery_candidates_have_pending_prompt_or_schedule(store) -> None:
+    pending = '{"sent_at":"2025-06-02T14:00:00Z","to":"1555"}'
+    schedules = '[{"id":"sched_0123456789abcdef","type":"fixed"}]'
+    await store.apply(
+        [
+            PutFlowState(
+                "p_pending", "CONVERSATION_ACTIVE", {"dailyPromptPending": pending}
+            ),
+            PutFlowState(
+                "p_schedule", "CONVERSATION_ACTIVE", {"scheduleRegistry": schedules}
+            ),
+            PutFlowState(
+                "p_cleared",
+                "CONVERSATION_ACTIVE",
+                {"dailyPromptPending": "", "scheduleRegistry": "[]"},
+            ),
+            PutFlowState("p_null", "CONVERSATION_ACTIVE", {"scheduleRegistry": "null"}),
+            PutFlowState(
+                "p_plain", "CONVERSATION_ACTIVE", {"conversationState": "INTAKE"}
+            ),
+        ],
+        T0,
+    )
+
+    assert await store.list_recovery_candidates() == ["p_pending", "p_schedule"]

@@ -65,6 +65,13 @@ ON CONFLICT (participant_id, flow_type) DO UPDATE SET
     current_state = EXCLUDED.current_state, state_data = EXCLUDED.state_data,
     updated_at = EXCLUDED.updated_at
 """
+LIST_RECOVERY_CANDIDATES: Final = """
+SELECT participant_id FROM flow_states
+WHERE flow_type = 'conversation'
+  AND (state_data->>'dailyPromptPending' LIKE '{%'
+       OR state_data->>'scheduleRegistry' LIKE '[{%')
+ORDER BY participant_id
+"""
 DELETE_FLOW_STATE: Final = (
     "DELETE FROM flow_states WHERE participant_id = $1 AND flow_type = $2"
 )

@@ -162,6 +162,13 @@ class PostgresStore:
 
         return await self._db.run(work)
 
+    async def list_recovery_candidates(self) -> list[str]:
+        async def work(con: asyncpg.Connection) -> list[str]:
+            rows = await con.fetch(participants.LIST_RECOVERY_CANDIDATES)
+            return [row[0] for row in rows]
+
+        return await self._db.run(work)
+
     # Hooks, receipts, responses
 
     async def list_hooks(self) -> list[Hook]:

@@ -66,6 +66,15 @@ ON CONFLICT (participant_id, flow_type) DO UPDATE SET
     current_state = excluded.current_state, state_data = excluded.state_data,
     updated_at = excluded.updated_at
 """
+# The values are JSON text inside the JSON object, so a set pending prompt starts
+# with {" and a non-empty schedule registry with [{.
+LIST_RECOVERY_CANDIDATES: Final = """
+SELECT participant_id FROM flow_states
+WHERE flow_type = 'conversation'
+  AND (json_extract(state_data, '$.dailyPromptPending') LIKE '{%'
+       OR json_extract(state_data, '$.scheduleRegistry') LIKE '[{%')
+ORDER BY participant_id
+"""
 DELETE_FLOW_STATE: Final = (
     "DELETE FROM flow_states WHERE participant_id = ? AND flow_type = ?"
 )

@@ -156,6 +156,13 @@ class SqliteStore:
             ]
         )
 
+    async def list_recovery_candidates(self) -> list[str]:
+        return await self._db.run(
+            lambda con: [
+                row[0] for row in con.execute(participants.LIST_RECOVERY_CANDIDATES)
+            ]
+        )
+
     # Hooks, receipts, responses
 
     async def list_hooks(self) -> list[Hook]:
