@@ -1,9 +1,9 @@
 """Benchmark: boot time of the application with many participants on SQLite.
 
-Seeds N participants, each with a flow state, a conversation hook and one queued
-daily-prompt job due tomorrow, into a fresh SQLite file; then starts the application
-(store open, hooks restored, one actor per participant, every job armed) and reports
-how long it takes to become ready and the resident memory afterwards.
+Seeds a fresh SQLite file with N participants, each with a flow state, a conversation
+hook and one queued daily-prompt job due tomorrow. Then starts the application (store
+open, hooks restored, one actor per participant, every job armed) and reports how
+long it takes to become ready and the resident memory afterwards.
 
 Usage: python bench/boot.py [--participants 100000] [--json PATH]
 """

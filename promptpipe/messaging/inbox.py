@@ -3,7 +3,7 @@
 For each inbound message, in arrival order:
 
 1. messages from groups, status broadcasts and our own account are ignored;
-2. a poll vote is decoded against the poll it answers (``Q: <question> A: <answers>``);
+2. a poll vote is decoded against the poll it votes on (``Q: <question> A: <answers>``);
 3. the message id, sender and text are recorded in one transaction (``inbound_dedup``
    plus the ``responses`` row); a message id seen before is dropped here;
 4. the message goes to the participant's actor (conversation hook) or to the phone's

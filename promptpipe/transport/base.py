@@ -1,7 +1,7 @@
 """The messaging transport interface: send text and polls, stream inbound events.
 
-Only transport modules talk to a messaging network. Everything else sees canonical
-phone digits, these records, and ``TransportError`` subclasses.
+Only transport modules talk to a messaging network. Everything else works with
+canonical phone digits, these records, and ``TransportError`` subclasses.
 """
 
 from __future__ import annotations
