@@ -26,6 +26,7 @@ from actors import (
     Clock,
     MisfirePolicy,
     RestartPolicy,
+    TimerFired,
     open_actor_system,
 )
 from promptpipe.errors import PromptPipeError
@@ -33,6 +34,7 @@ from promptpipe.flow import states
 from promptpipe.flow.context import FlowServices, FlowSettings
 from promptpipe.flow.participant import (
     Enroll,
+    InboundText,
     ParticipantActor,
     Recover,
     RemoveParticipant,
@@ -46,7 +48,7 @@ from promptpipe.messaging.inbox import Inbox
 from promptpipe.messaging.outbox import OutboxSender
 from promptpipe.messaging.pacing import CONSOLE_PACING, PacingPolicy
 from promptpipe.messaging.prompt import Prompt
-from promptpipe.messaging.responder import PHONE_KEY_PREFIX, PhoneActor
+from promptpipe.messaging.responder import PHONE_KEY_PREFIX, PhoneActor, PhoneMessage
 from promptpipe.messaging.scheduled import (
     SCHEDULE_KEY_PREFIX,
     SCHEDULE_MISFIRE_GRACE,
@@ -224,6 +226,22 @@ class Application:
             )
         return ParticipantActor(key, self.flow)
 
+    def _dead_letter(self, key: str, message: object, reason: str) -> None:
+        """Log a message left in a mailbox when its actor stopped.
+
+        Inbound messages, timers and recovery requests are in the database and come
+        back at the next start, so they are only noted at DEBUG.
+        """
+        durable = isinstance(message, InboundText | PhoneMessage | TimerFired | Recover)
+        logger.log(
+            logging.DEBUG if durable else logging.WARNING,
+            "%s left in the mailbox (%s)%s",
+            type(message).__name__,
+            reason,
+            "; it is delivered again at the next start" if durable else "",
+            extra={"event": "dead_letter", "actor_id": key},
+        )
+
     def misfire_policies(self) -> dict[str, MisfirePolicy]:
         grace = self.flow.settings.daily_prompt_misfire_grace
         return {
@@ -248,6 +266,7 @@ class Application:
             sweep_interval=self.options.sweep_interval,
             lease=self.options.job_lease,
             stop_grace=self.options.stop_grace,
+            dead_letter_hook=self._dead_letter,
         ) as system:
             self._system = system
             self._inbox = Inbox(
@@ -302,7 +321,6 @@ class Application:
             stopping_since = trio.current_time()
             async with self.open_actors():
                 await nursery.start(self.transport.run, events_send)
-                await self.inbox.redeliver_unprocessed()
                 inbox_scope = trio.CancelScope()
 
                 async def run_inbox(task_status: trio.TaskStatus[None]) -> None:

@@ -27,6 +27,7 @@ from promptpipe.api.errors import ApiError, bad_request, invalid_json
 from promptpipe.api.routing import NotAllowedBody, Router
 from promptpipe.errors import InvalidPhoneError, TransportError
 from promptpipe.phone import canonicalize_phone, mask_phone
+from promptpipe.transport.console import InboundNotRecordedError
 
 if TYPE_CHECKING:
     from promptpipe.transport.console import ConsoleTransport
@@ -80,6 +81,8 @@ async def inbound(transport: ConsoleTransport) -> Response:
             injected = await transport.inject_poll_vote(
                 message_id, sender, poll_id, options
             )
+    except InboundNotRecordedError as exc:
+        raise ApiError(503, str(exc), exc.code) from exc
     except TransportError as exc:
         raise ApiError(503, "console transport is not running", exc.code) from exc
     logger.info(

@@ -18,13 +18,15 @@ the next start, before any new message (``redeliver_unprocessed``).
 from __future__ import annotations
 
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 import trio
 
-from actors import ActorSystem, Clock
+from actors import ActorError, ActorSystem, Clock, MailboxFullError
 from promptpipe.errors import StoreError
 from promptpipe.flow.participant import InboundText
 from promptpipe.flow.profile import (
@@ -49,12 +51,23 @@ logger = logging.getLogger(__name__)
 
 AutoEnroll = Callable[[str], Awaitable[None]]
 
+# Messages one actor may have waiting beyond its mailbox before the inbox waits.
+OVERFLOW_LIMIT: Final = 10_000
+
 
 def _log_extra(event: str, phone: str | None = None, **fields: Any) -> dict[str, Any]:
     extra: dict[str, Any] = {"event": event, **fields}
     if phone:
         extra["phone"] = mask_phone(phone)
     return extra
+
+
+@dataclass
+class _Overflow:
+    """Recorded messages waiting for room in one actor's mailbox, oldest first."""
+
+    messages: deque[object] = field(default_factory=deque)
+    space: trio.Event = field(default_factory=trio.Event)
 
 
 class Inbox:
@@ -77,6 +90,8 @@ class Inbox:
         self.received = 0
         self.duplicates = 0
         self.ignored = 0
+        self._nursery: trio.Nursery | None = None
+        self._overflow: dict[str, _Overflow] = {}
 
     async def run(
         self,
@@ -84,8 +99,21 @@ class Inbox:
         *,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """Handle events until the channel closes or the task is cancelled."""
-        task_status.started()
+        """Redeliver unprocessed messages, then handle events until cancelled.
+
+        Ready once the redelivery is queued, so no new message overtakes one that was
+        recorded before the last stop.
+        """
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            try:
+                await self.redeliver_unprocessed()
+                task_status.started()
+                await self._consume(events)
+            finally:
+                self._nursery = None
+
+    async def _consume(self, events: trio.MemoryReceiveChannel[InboundEvent]) -> None:
         async with events:
             async for event in events:
                 try:
@@ -138,36 +166,41 @@ class Inbox:
         return format_poll_answer(question, answers)
 
     async def _handle_message(self, message: InboundMessage) -> None:
+        durable = False
         try:
-            routed = await self._record(message)
+            routed, durable = await self._record(message)
         finally:
             # Acknowledged once recorded, or dropped on purpose, never later: a
             # full mailbox must hold back the next message, not this caller.
-            message.acknowledge()
+            message.acknowledge(durable)
         if routed is not None:
             phone, text, timestamp = routed
             await self.route(message.message_id, phone, text, timestamp)
 
     async def _record(
         self, message: InboundMessage
-    ) -> tuple[str, str, datetime] | None:
-        """Record a message once; return what to route, or None when it is dropped."""
+    ) -> tuple[tuple[str, str, datetime] | None, bool]:
+        """Record a message once.
+
+        Returns what to route (None when the message is dropped) and whether the
+        message is durable: recorded, or dropped on purpose.
+        """
         if message.is_group or message.is_broadcast or message.is_from_me:
             self.ignored += 1
-            return None
+            return None, True
         phone = message.sender_phone
         if not phone:
             logger.warning(
                 "sender has no phone number; message dropped",
                 extra=_log_extra("inbound_no_sender", message_id=message.message_id),
             )
-            return None
+            return None, True
         text = message.text
         if message.poll_vote is not None:
             text = await self._decode_vote(message.poll_vote, phone)
         if not text:
             self.ignored += 1
-            return None
+            return None, True
 
         timestamp = message.timestamp.astimezone(UTC)
         response = Response(
@@ -183,15 +216,16 @@ class Inbox:
                 "inbound dedup failed; handling the message anyway",
                 extra=_log_extra("inbound_dedup_failed", phone),
             )
-            recorded = -1
+            self.received += 1
+            return (phone, text, timestamp), False
         if recorded is None:
             self.duplicates += 1
             logger.debug(
                 "duplicate message dropped", extra=_log_extra("inbound_dup", phone)
             )
-            return None
+            return None, True
         self.received += 1
-        return phone, text, timestamp
+        return (phone, text, timestamp), True
 
     async def route(
         self, message_id: str, phone: str, text: str, received_at: datetime
@@ -201,14 +235,54 @@ class Inbox:
             await self._auto_enroll(phone)
         hook = self._hooks.get(phone)
         if isinstance(hook, ConversationHook):
-            await self._system.send(
-                hook.participant_id, InboundText(message_id, phone, text, received_at)
-            )
+            key = hook.participant_id
+            message: object = InboundText(message_id, phone, text, received_at)
         else:
-            await self._system.send(
-                phone_actor_key(phone),
-                PhoneMessage(message_id, phone, text, received_at),
+            key = phone_actor_key(phone)
+            message = PhoneMessage(message_id, phone, text, received_at)
+        await self._deliver(key, message)
+
+    async def _deliver(self, key: str, message: object) -> None:
+        """Queue ``message`` for actor ``key`` without holding up other senders.
+
+        The message is already recorded, so it is safe in memory. When the actor's
+        mailbox is full it waits in a per-actor overflow queue that a feeder task
+        empties in order; only an overflow of ``OVERFLOW_LIMIT`` makes the inbox wait.
+        """
+        overflow = self._overflow.get(key)
+        if overflow is None:
+            if self._nursery is None:
+                await self._system.send(key, message)
+                return
+            try:
+                self._system.send_nowait(key, message)
+                return
+            except MailboxFullError:
+                overflow = self._overflow[key] = _Overflow()
+                self._nursery.start_soon(self._feed, key, overflow)
+        while len(overflow.messages) >= OVERFLOW_LIMIT:
+            await overflow.space.wait()
+        overflow.messages.append(message)
+
+    async def _feed(self, key: str, overflow: _Overflow) -> None:
+        try:
+            while overflow.messages:
+                await self._system.send(key, overflow.messages[0])
+                overflow.messages.popleft()
+                overflow.space.set()
+                overflow.space = trio.Event()
+        except ActorError:
+            # A parked or stopping actor: the messages stay recorded and are
+            # delivered again at the next start.
+            logger.warning(
+                "%d messages for actor %s left for the next start",
+                len(overflow.messages),
+                key,
+                extra=_log_extra("inbound_overflow_dropped"),
             )
+        finally:
+            del self._overflow[key]
+            overflow.space.set()
 
     async def redeliver_unprocessed(self) -> int:
         """Deliver again every recorded message not yet processed, oldest first."""

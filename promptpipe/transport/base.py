@@ -70,16 +70,17 @@ class InboundMessage:
     is_broadcast: bool = False
     is_from_me: bool = False
     push_name: str = field(default="", repr=False)
-    # Called by the inbox once the message is recorded in the database (or dropped
-    # on purpose), so a transport can acknowledge it only when it is durable.
-    on_recorded: Callable[[], None] | None = field(
+    # Called by the inbox with True once the message is recorded in the database (or
+    # dropped on purpose), or with False when the database could not record it, so a
+    # transport acknowledges only what is durable.
+    on_recorded: Callable[[bool], None] | None = field(
         default=None, repr=False, compare=False
     )
 
-    def acknowledge(self) -> None:
-        """Tell the transport the message is recorded; later calls do nothing."""
+    def acknowledge(self, recorded: bool = True) -> None:
+        """Tell the transport whether the message is durable now."""
         if self.on_recorded is not None:
-            self.on_recorded()
+            self.on_recorded(recorded)
 
 
 @dataclass(frozen=True)

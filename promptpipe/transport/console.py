@@ -20,7 +20,11 @@ from typing import Final, TextIO
 
 import trio
 
-from promptpipe.errors import TransportNotConnectedError, TransportStoppedError
+from promptpipe.errors import (
+    TransportError,
+    TransportNotConnectedError,
+    TransportStoppedError,
+)
 from promptpipe.phone import canonicalize_phone, mask_phone
 from promptpipe.transport.base import (
     ConnectionState,
@@ -75,6 +79,19 @@ def _aware_timestamp(timestamp: datetime | None) -> datetime:
     if timestamp.tzinfo is None:
         raise ValueError(f"timestamp must be timezone-aware, got {timestamp!r}")
     return timestamp
+
+
+class InboundNotRecordedError(TransportError):
+    """The database could not record an injected message; it may be lost."""
+
+    code = "inbound_not_recorded"
+
+    def __init__(self, message_id: str) -> None:
+        self.message_id = message_id
+        super().__init__(
+            f"message {message_id} could not be recorded because the database "
+            "failed; it may not be handled, so send it again"
+        )
 
 
 class ConsoleTransport:
@@ -222,9 +239,17 @@ class ConsoleTransport:
         self._check_running()
         assert self._events is not None
         recorded = trio.Event()
-        message = dataclasses.replace(message, on_recorded=recorded.set)
+        durable = []
+
+        def on_recorded(ok: bool) -> None:
+            durable.append(ok)
+            recorded.set()
+
+        message = dataclasses.replace(message, on_recorded=on_recorded)
         await self._events.send(message)
         await recorded.wait()
+        if not durable[0]:
+            raise InboundNotRecordedError(message.message_id)
         return message
 
     async def inject_text(

@@ -533,7 +533,8 @@ class WhatsAppTransport:
         recorded: trio.Event | None = None
         if isinstance(event, InboundMessage):
             recorded = trio.Event()
-            event = dataclasses.replace(event, on_recorded=recorded.set)
+            done = recorded
+            event = dataclasses.replace(event, on_recorded=lambda durable: done.set())
         with trio.CancelScope() as scope:
             self._forward_scopes.add(scope)
             try:

@@ -236,3 +236,53 @@ async def test_inbox_survives_a_failing_event(autojump_clock) -> None:
 
     assert [r.body for r in await store.list_responses()] == ["still there?"]
     assert len(h.texts(STRANGER)) == 1
+
+
+async def test_full_mailbox_does_not_hold_back_other_senders(autojump_clock) -> None:
+    """A participant with a backlog does not delay anybody else's message."""
+    store = MemoryStore()
+    await seed_participant(store, state_data={"conversationState": "INTAKE"})
+    slow = ScriptedChatModel(delay=3600)
+    slow.queue(*[ScriptedReply(content=f"reply {n}") for n in range(100)])
+
+    async with run_harness(START, store=store, llm=slow) as h:
+        for number in range(80):
+            await h.transport.inject_text(
+                f"busy-{number}", P_PHONE, f"message {number}"
+            )
+        await h.transport.inject_text("other-1", STRANGER, "hello?")
+        await h.settle()
+        now = h.clock.now()
+        stranger_texts = h.texts(STRANGER)
+        recorded = len(await store.list_responses())
+
+    assert now == START
+    assert len(stranger_texts) == 1
+    assert stranger_texts[0].startswith("📝")
+    assert recorded == 81
+
+
+async def test_unrecorded_message_not_acknowledged(autojump_clock, tmp_path) -> None:
+    """When the database cannot record a message, the console says so (503)."""
+    from promptpipe.transport.console import ConsoleTransport, InboundNotRecordedError
+
+    transport = ConsoleTransport(str(tmp_path / "out.jsonl"))
+    async with trio.open_nursery() as nursery:
+        send, receive = trio.open_memory_channel(1)
+        await nursery.start(transport.run, send)
+
+        async def fail_recording() -> None:
+            message = await receive.receive()
+            message.acknowledge(False)
+
+        nursery.start_soon(fail_recording)
+        try:
+            await transport.inject_text("m1", STRANGER, "hi")
+        except InboundNotRecordedError as exc:
+            error = exc
+        nursery.cancel_scope.cancel()
+
+    assert str(error) == (
+        "message m1 could not be recorded because the database failed; it may not "
+        "be handled, so send it again"
+    )

@@ -169,3 +169,22 @@ async def test_postgres_second_instance_on_same_schema_refused(asyncio_loop) -> 
         await again.aclose()
     finally:
         await drop_postgres_schema(dsn, schema)
+
+
+def test_connect_timeout_taken_out_of_url() -> None:
+    from promptpipe.store.postgres.connection import connect_arguments
+
+    arguments = connect_arguments(
+        "postgresql://u:p@127.0.0.1:5432/db?connect_timeout=3&sslmode=disable"
+    )
+
+    assert arguments == {
+        "dsn": "postgresql://u:p@127.0.0.1:5432/db?sslmode=disable",
+        "timeout": 3.0,
+    }
+    assert connect_arguments("postgres://h/db") == {"dsn": "postgres://h/db"}
+    assert connect_arguments("host=h dbname=db connect_timeout=2") == {
+        "host": "h",
+        "database": "db",
+        "timeout": 2.0,
+    }

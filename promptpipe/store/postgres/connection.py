@@ -18,7 +18,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, Final, TypeVar
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import asyncpg
 import trio_asyncio
@@ -96,10 +96,28 @@ def parse_keyword_dsn(dsn: str) -> dict[str, str]:
     return pairs
 
 
+def _url_arguments(dsn: str) -> dict[str, Any]:
+    """Take libpq's ``connect_timeout`` out of a URL; asyncpg would send it on.
+
+    asyncpg passes unknown query parameters to the server as settings, and the server
+    rejects ``connect_timeout``.
+    """
+    parts = urlsplit(dsn)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    timeouts = [value for key, value in query if key == "connect_timeout"]
+    if not timeouts:
+        return {"dsn": dsn}
+    kept = urlencode([(key, value) for key, value in query if key != "connect_timeout"])
+    return {
+        "dsn": urlunsplit(parts._replace(query=kept)),
+        "timeout": float(timeouts[-1]),
+    }
+
+
 def connect_arguments(dsn: str) -> dict[str, Any]:
     """Turn a URL or a keyword DSN into ``asyncpg.create_pool`` arguments."""
     if dsn.startswith(("postgres://", "postgresql://")):
-        return {"dsn": dsn}
+        return _url_arguments(dsn)
 
     arguments: dict[str, Any] = {}
     settings: dict[str, str] = {}
