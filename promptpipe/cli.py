@@ -27,6 +27,7 @@ from promptpipe.config import (
 )
 from promptpipe.errors import ConfigError
 from promptpipe.logs import configure_logging
+from promptpipe.options import GROUP_ORDER
 
 PROGRAM: Final = "promptpipe"
 USAGE_EXIT_STATUS: Final = 2
@@ -49,6 +50,13 @@ _EPILOG: Final = (
 
 def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + "."
+
+
+# Option groups each command's --help lists; the program's help lists them all.
+_HELP_GROUPS: Final[dict[str, tuple[str, ...]]] = {
+    "serve": tuple(group for group in GROUP_ORDER if group != "WhatsApp login"),
+    "login": ("storage", "WhatsApp login", "process and logging"),
+}
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
@@ -76,7 +84,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
             description=_sentence(_COMMANDS[command]),
             epilog=_EPILOG,
         )
-    add_option_arguments(parser)
+    add_option_arguments(parser, _HELP_GROUPS.get(command or ""))
     return parser
 
 

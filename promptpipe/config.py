@@ -19,7 +19,7 @@ import dataclasses
 import datetime
 import os
 import posixpath
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Final, Literal, NoReturn
 from urllib.parse import quote
@@ -226,16 +226,24 @@ def _help_text(option: Option) -> str:
     return text.replace("%", "%%")
 
 
-def add_option_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add every settings flag to ``parser``, grouped, with help text and no defaults.
+def add_option_arguments(
+    parser: argparse.ArgumentParser, groups_shown: Collection[str] | None = None
+) -> None:
+    """Add the settings flags to ``parser``, grouped, with help text and no defaults.
 
-    Flags that are not given stay absent from the parsed namespace, so the
-    environment and the defaults can fill them in.
+    Only the option groups in ``groups_shown`` are added (all when None). Flags that
+    are not given stay absent from the parsed namespace, so the environment and the
+    defaults can fill them in.
     """
+    shown = GROUP_ORDER if groups_shown is None else groups_shown
     groups = {
-        name: parser.add_argument_group(f"{name} options") for name in GROUP_ORDER
+        name: parser.add_argument_group(f"{name} options")
+        for name in GROUP_ORDER
+        if name in shown
     }
     for option in OPTIONS:
+        if option.group not in groups:
+            continue
         groups[option.group].add_argument(
             option.flag,
             dest=option.field,
