@@ -206,7 +206,7 @@ async def run_kill(
 ) -> None:
     async with open_fake_llm_server() as llm:
         llm.script(*intake_script(due))
-        # The long interval holds the intake reply in the outbox at the kill.
+        # The long interval keeps the intake reply queued in the outbox at the kill.
         first_env = environment(llm, dsn, OUTBOX_RECIPIENT_INTERVAL="10m")
         first = await start_service(
             nursery, tmp / "state", tmp / "out.jsonl", env=first_env
@@ -437,7 +437,7 @@ async def test_startup_errors_name_the_setting(tmp_path) -> None:
 
 async def test_second_signal_forces_exit(tmp_path) -> None:
     async with open_fake_llm_server() as llm, trio.open_nursery() as nursery:
-        # The model never answers, so the greeting keeps the actor busy and the
+        # The model never responds, so the greeting keeps the actor busy and the
         # graceful stop would wait for the whole shutdown timeout.
         llm.script(ScriptedReply(content="late", delay=120))
         env = environment(llm, f"file:{tmp_path}/state/state.db")

@@ -688,7 +688,7 @@ async def test_enrollment_without_llm_sends_welcome(autojump_clock) -> None:
 
 
 async def test_enrollment_greeting_can_schedule(autojump_clock) -> None:
-    """The greeting turn knows the phone, so the scheduler tool works in it."""
+    """The greeting turn has the phone number, so its scheduler tool works."""
     llm = ScriptedChatModel()
     llm.queue(
         ScriptedReply(

@@ -169,7 +169,7 @@ class PostgresConnection:
         server_settings: Mapping[str, str] | None = None,
         max_size: int = POOL_MAX_SIZE,
     ) -> PostgresConnection:
-        """Connect, check the server answers, and apply pending migrations.
+        """Connect, check that the server responds, and apply pending migrations.
 
         Raises:
             StoreUnavailableError: the server cannot be reached or rejects us.
