@@ -23,10 +23,11 @@ class TimerFired:
 
 
 class Firing:
-    """A claimed timer being handled, given to ``Actor.on_timer``.
+    """A claimed timer being handled, given to ``on_timer`` and ``on_timer_skipped``.
 
-    The runtime marks the timer done when the handler returns. A handler that commits
-    the completion itself, in the same transaction as the state it changes, calls
+    The runtime closes the timer when the handler returns: done after ``on_timer``,
+    canceled with the skip reason after ``on_timer_skipped``. A handler that commits
+    the closing itself, in the same transaction as the state it changes, calls
     ``mark_completed`` so the runtime does not write it again.
     """
 
@@ -38,6 +39,7 @@ class Firing:
         self._completed = False
 
     def mark_completed(self) -> None:
+        """Record that the handler has closed the timer in its own transaction."""
         self._completed = True
 
     @property
@@ -63,10 +65,12 @@ class ActorContext:
         return self.system.clock
 
     async def start_timer(self, request: TimerRequest) -> Timer:
-        """Persist a timer for this actor, then arm it.
+        """Persist a timer for this actor, then arm it; return the stored timer.
 
-        Blocks on the store. If cancelled before the store committed, no timer exists;
-        after, the timer exists and is armed again at the next boot or sweep.
+        With a ``dedupe_key`` that an unfinished timer already has, that timer is
+        returned and nothing new is stored. Blocks on the store and raises what the
+        store raises. If cancelled before the store committed, no timer exists; after,
+        the timer exists and is armed again at the next boot or sweep.
         """
         timer = await self.system.timer_store.save_timer(
             self.key, request, self.clock.now()
@@ -75,9 +79,18 @@ class ActorContext:
         return timer
 
     async def cancel_timer(self, timer_id: str) -> bool:
-        """Cancel a timer in the store and disarm it; return whether it changed."""
+        """Cancel a timer in the store, then disarm it; return whether the row changed.
+
+        Blocks on the store and raises what the store raises. If cancelled before the
+        store committed, the timer stays queued and armed. If cancelled after, the row
+        is canceled; the timer may still be armed, but its claim then fails when it
+        comes due, so it never runs.
+        """
+        changed = await self.system.timer_store.cancel_timer(
+            timer_id, self.clock.now()
+        )
         self.system.timers.disarm(timer_id)
-        return await self.system.timer_store.cancel_timer(timer_id, self.clock.now())
+        return changed
 
     def arm_timer(self, timer: Timer) -> None:
         """Arm a timer that the application already persisted (after its commit)."""
@@ -132,12 +145,15 @@ class Actor(Generic[M]):
         raise NotImplementedError(f"{type(self).__name__} does not handle timers")
 
     async def on_timer_skipped(
-        self, ctx: ActorContext, timer: Timer, reason: str
+        self, ctx: ActorContext, firing: Firing, reason: str
     ) -> None:
-        """Called when a timer fired too late for its misfire policy and was skipped.
+        """Handle a claimed timer that is too late for its misfire policy.
 
-        Recurring timers use it to arm their next occurrence. The timer is already
-        closed in the store.
+        Recurring timers use it to queue their next occurrence. When the handler
+        returns without calling ``firing.mark_completed()``, the runtime closes the
+        timer as skipped with ``reason``; a handler that closes it itself, in the same
+        transaction as its successor, calls ``mark_completed``. Exceptions count as in
+        ``on_timer``: the run is recorded as failed and retried by the store.
         """
 
     async def on_stop(self, ctx: ActorContext) -> None:

@@ -40,9 +40,11 @@ class SystemClock:
     resync_interval = 60.0
 
     def now(self) -> datetime:
+        """Return the system's current time in UTC."""
         return datetime.now(UTC)
 
     def deadline_for(self, when: datetime) -> float:
+        """Return the trio time at which ``when`` comes, as of the current reading."""
         return trio.current_time() + (when - self.now()).total_seconds()
 
 
@@ -62,8 +64,10 @@ class VirtualClock:
         self._trio_start = trio.current_time()
 
     def now(self) -> datetime:
+        """Return ``start`` plus the trio time elapsed since the clock was created."""
         elapsed = trio.current_time() - self._trio_start
         return self._start + timedelta(seconds=elapsed)
 
     def deadline_for(self, when: datetime) -> float:
+        """Return the trio time at which this clock reads ``when``."""
         return self._trio_start + (when - self._start).total_seconds()

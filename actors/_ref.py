@@ -33,18 +33,26 @@ class ActorRef(Generic[M]):
         await self.system.send(self.key, message)
 
     def send_nowait(self, message: M) -> None:
-        """Put ``message`` in the mailbox or raise ``MailboxFullError`` at once."""
+        """Put ``message`` in the mailbox without waiting.
+
+        Raises ``MailboxFullError`` when the mailbox is full, ``ActorParkedError`` for
+        a parked actor, ``ActorSystemClosedError`` during shutdown and
+        ``ActorStoppedError`` when the actor stopped twice while the message was being
+        queued. The message is queued only when nothing is raised.
+        """
         self.system.send_nowait(self.key, message)
 
-    async def ask(self, message: M) -> Any:
+    async def ask(self, message: M, timeout: float | None = None) -> Any:
         """Send ``message`` and wait for the handler's return value.
 
-        Put a deadline on it with ``trio.fail_after`` at the call site. If cancelled,
-        the message may still be handled later and its reply is then dropped. Raises
-        ``ActorCrashedError`` when the handler raised and ``ActorStoppedError`` (or
-        ``ActorParkedError``) when the actor stopped before handling it.
+        With ``timeout`` (seconds of trio time), raises ``trio.TooSlowError`` when no
+        reply came in time; an outer ``trio.fail_after`` works the same way. If
+        cancelled or timed out, the message may still be handled later and its reply
+        is then dropped. Raises ``ActorCrashedError`` when the handler raised,
+        ``ActorStoppedError`` (or ``ActorParkedError``) when the actor stopped before
+        handling it, and what ``send`` raises.
         """
-        return await self.system.ask(self.key, message)
+        return await self.system.ask(self.key, message, timeout)
 
     def __repr__(self) -> str:
         return f"ActorRef({self.key!r})"

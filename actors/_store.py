@@ -38,7 +38,11 @@ class TimerStore(Protocol):
     """Durable storage of timers.
 
     Every method is one transaction that blocks until it committed. Timer states are
-    those of a job queue: queued, running (claimed), done, failed or canceled.
+    those of a job queue: queued, running (claimed), done, failed or canceled. A call
+    cancelled while it waits has either committed as a whole or not at all; the
+    runtime does not depend on which, because the boot, the sweep and the lease
+    check reconcile the heap with the rows. Methods raise the storage's own errors,
+    which the runtime treats as a crash of the calling actor.
     """
 
     async def save_timer(self, key: str, request: TimerRequest, now: datetime) -> Timer:

@@ -185,30 +185,35 @@ class ActorCell(Generic[M]):
 
         lateness = now - timer.due
         skip_reason = system.timers.misfire_reason(timer, lateness)
-        if skip_reason is not None:
-            await system.timer_store.skip_timer(timer.id, skip_reason, now)
-            logger.info(
-                "timer skipped: %s",
-                skip_reason,
-                extra=_log_extra(self.key, "timer_skipped", job_id=timer.id),
-            )
-            await actor.on_timer_skipped(ctx, timer, skip_reason)
-            return
-
-        system.timers.note_fired(timer, lateness)
+        if skip_reason is None:
+            system.timers.note_fired(timer, lateness)
         system.in_flight.add(timer.id)
         try:
             firing = Firing(timer, lateness)
             try:
-                await actor.on_timer(ctx, firing)
+                if skip_reason is None:
+                    await actor.on_timer(ctx, firing)
+                else:
+                    logger.info(
+                        "timer skipped: %s",
+                        skip_reason,
+                        extra=_log_extra(self.key, "timer_skipped", job_id=timer.id),
+                    )
+                    await actor.on_timer_skipped(ctx, firing, skip_reason)
             except TimerRetryError as exc:
                 await self._record_timer_failure(timer, exc, exc.retry_delay)
                 return
             except Exception as exc:
                 await self._record_timer_failure(timer, exc, None)
                 raise
-            if not firing.completed:
+            if firing.completed:
+                return
+            if skip_reason is None:
                 await system.timer_store.complete_timer(timer.id, system.clock.now())
+            else:
+                await system.timer_store.skip_timer(
+                    timer.id, skip_reason, system.clock.now()
+                )
         finally:
             system.in_flight.discard(timer.id)
 
@@ -321,9 +326,11 @@ class ActorSystem:
         return len(self._cells)
 
     def is_running(self, key: str) -> bool:
+        """Return whether ``key`` has a live actor (idle, busy or restarting)."""
         return key in self._cells
 
     def running_keys(self) -> list[str]:
+        """Return the keys of every live actor, in spawn order."""
         return list(self._cells)
 
     def ref(self, key: str) -> ActorRef[Any]:
@@ -353,12 +360,22 @@ class ActorSystem:
         return cell
 
     def forget(self, cell: ActorCell[Any]) -> None:
+        """Drop a finished actor from the registry and wake its ``stop`` waiters.
+
+        Called by the actor's own task when it ends; not meant for applications.
+        """
         if self._cells.get(cell.key) is cell:
             del self._cells[cell.key]
         cell.stopped.set()
 
     async def stop(self, key: str) -> None:
-        """Stop ``key`` after its current message and wait until it has stopped."""
+        """Stop ``key`` after its current message and wait until it has stopped.
+
+        Returns at once for a key with no running actor. Messages still in the
+        mailbox are not handled: asks among them fail with ``ActorStoppedError`` and
+        tells go to the dead-letter hook. If the wait is cancelled, the stop still
+        happens. Raises nothing of its own.
+        """
         cell = self._cells.get(key)
         if cell is None:
             return
@@ -402,19 +419,26 @@ class ActorSystem:
                 continue
         raise ActorStoppedError(key)
 
-    async def ask(self, key: str, message: object) -> Any:
+    async def ask(
+        self, key: str, message: object, timeout: float | None = None
+    ) -> Any:
         """Send and wait for the reply; see ``ActorRef.ask``."""
-        reply = Reply()
-        while True:
-            cell = self._cell(key)
-            try:
-                await cell.mailbox.put(Envelope(message, reply))
-                break
-            except trio.ClosedResourceError:
-                await trio.lowlevel.checkpoint()
-        return await reply.wait()
+        with trio.fail_after(math.inf if timeout is None else timeout):
+            reply = Reply()
+            while True:
+                cell = self._cell(key)
+                try:
+                    await cell.mailbox.put(Envelope(message, reply))
+                    break
+                except trio.ClosedResourceError:
+                    await trio.lowlevel.checkpoint()
+            return await reply.wait()
 
     def dead_letter(self, key: str, message: object, reason: str) -> None:
+        """Count a message that no actor will handle and pass it to the hook.
+
+        Without a ``dead_letter_hook`` the message is logged as dropped.
+        """
         self.stats.dead_letters += 1
         if self._dead_letter_hook is not None:
             self._dead_letter_hook(key, message, reason)
@@ -445,7 +469,9 @@ class ActorSystem:
 
         At boot no other process owns the timers (the application's lock file
         guarantees it), so every timer left running by a dead process is queued
-        again first. Each queued timer is armed at its stored due time.
+        again first. Each queued timer is armed at its stored due time. Blocks on the
+        store and raises what it raises. If cancelled, the timers already requeued
+        stay queued and are armed by the next boot or by the sweep.
         """
         now = self.clock.now()
         requeued = await self.timer_store.requeue_running_timers(now, None, ())
@@ -509,7 +535,8 @@ async def open_actor_system(
 
     The timer service starts before the body runs. On exit, even on error or
     cancellation, actors get ``stop_grace`` seconds to finish the message in hand,
-    then everything still running is cancelled.
+    then everything still running is cancelled. Raises ``ValueError`` for a
+    ``mailbox_capacity`` below 1.
     """
     if mailbox_capacity < 1 and mailbox_capacity != math.inf:
         raise ValueError(f"mailbox_capacity={mailbox_capacity!r} must be at least 1")

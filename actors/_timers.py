@@ -111,6 +111,7 @@ class TimerService:
         return len(self._armed)
 
     def is_armed(self, timer_id: str) -> bool:
+        """Return whether ``timer_id`` waits in the heap."""
         return timer_id in self._armed
 
     def arm(self, timer: Timer) -> None:
@@ -144,6 +145,7 @@ class TimerService:
         )
 
     def note_fired(self, timer: Timer, lateness: timedelta) -> None:
+        """Count a timer handed to its actor and report its lateness to the observer."""
         self.fired += 1
         if self.lateness_observer is not None:
             self.lateness_observer(timer.kind, max(lateness.total_seconds(), 0.0))

@@ -45,6 +45,7 @@ from promptpipe.messaging.hooks import APOLOGY, DEFAULT_ACK, ConversationHook
 from promptpipe.models import OutboxStatus, Participant, ParticipantStatus
 from promptpipe.phone import mask_phone
 from promptpipe.store.base import (
+    CancelJob,
     CancelParticipantJobs,
     CancelParticipantOutbox,
     DeleteFlowState,
@@ -462,8 +463,9 @@ class ParticipantActor(Actor[object]):
         return True
 
     async def on_timer_skipped(
-        self, ctx: ActorContext, timer: Timer, reason: str
+        self, ctx: ActorContext, firing: Firing, reason: str
     ) -> None:
+        timer = firing.timer
         if timer.kind != states.JOB_RECURRING_PROMPT:
             return
         flow = await self._load(self.participant_id)
@@ -472,4 +474,7 @@ class ParticipantActor(Actor[object]):
             return
         to = str(timer.payload.get("to") or info.to or flow.participant.phone_number)
         queue_next_occurrence(flow, info, timer.due, to)
-        await self._commit(ctx, flow)
+        # Closing the skipped occurrence and queuing the next one commit together,
+        # so a crash between them cannot end the daily chain.
+        await self._commit(ctx, flow, [CancelJob(timer.id, reason)])
+        firing.mark_completed()

@@ -28,7 +28,14 @@ from promptpipe.messaging.prompt import Prompt
 from promptpipe.models import NewJob
 from promptpipe.phone import mask_phone
 from promptpipe.scheduling.schedule import Schedule, following_run
-from promptpipe.store.base import EnqueueJob, EnqueueOutbox, FinishJob, Operation, Store
+from promptpipe.store.base import (
+    CancelJob,
+    EnqueueJob,
+    EnqueueOutbox,
+    FinishJob,
+    Operation,
+    Store,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -163,11 +170,16 @@ class ScheduleActor(Actor[object]):
         return participant is not None and not participant.is_active
 
     async def on_timer_skipped(
-        self, ctx: ActorContext, timer: Timer, reason: str
+        self, ctx: ActorContext, firing: Firing, reason: str
     ) -> None:
+        # The skipped occurrence is closed in the transaction that queues the next
+        # one, so a crash between the two cannot end the chain.
+        timer = firing.timer
         scheduled = ScheduledPrompt.from_payload(dict(timer.payload))
-        job = self._next_job(scheduled, timer.due, ctx.clock.now())
-        await self.store.apply([EnqueueJob(job)], ctx.clock.now())
+        now = ctx.clock.now()
+        job = self._next_job(scheduled, timer.due, now)
+        await self.store.apply([CancelJob(timer.id, reason), EnqueueJob(job)], now)
+        firing.mark_completed()
         ctx.arm_timer(self._timer(job))
 
     def _next_job(

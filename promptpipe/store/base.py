@@ -184,9 +184,13 @@ class EnqueueJob:
 
 @dataclass(frozen=True)
 class CancelJob:
-    """Mark a job ``canceled`` whatever its status, unless it is already ``done``."""
+    """Mark a job ``canceled`` whatever its status, unless it is already ``done``.
+
+    ``reason``, when given, is stored as the job's ``last_error``.
+    """
 
     job_id: str
+    reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -144,8 +144,8 @@ class MemoryStore:
                     if existing_job is not None:
                         self._cancel_job(tables, journal, existing_job.id, now)
                 self._insert_job(tables, journal, job, now)
-            case CancelJob(job_id):
-                self._cancel_job(tables, journal, job_id, now)
+            case CancelJob(job_id, reason):
+                self._cancel_job(tables, journal, job_id, now, reason)
             case CancelParticipantJobs(participant_id):
                 for row in list(tables.jobs.values()):
                     if _job_payload_participant(row) == participant_id:

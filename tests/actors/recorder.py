@@ -9,7 +9,6 @@ from typing import Any
 import trio
 
 from actors import Actor, ActorContext, Firing, TimerRetryError
-from actors._store import Timer
 
 
 @dataclass
@@ -24,7 +23,8 @@ class Journal:
 
 
 class Recorder(Actor[Any]):
-    """Handles ``("crash", ...)``, ``("sleep", seconds)`` and anything else."""
+    """Handles ``("crash", ...)``, ``("sleep", seconds)``, ``("raise", exception)``,
+    ``("start_timer", request)``, ``("cancel_timer", id)`` and anything else."""
 
     def __init__(self, key: str, journal: Journal, on_timer: Callable[..., Any] | None):
         self.key = key
@@ -39,6 +39,12 @@ class Recorder(Actor[Any]):
             raise RuntimeError(f"boom on {message[1]}")
         if isinstance(message, tuple) and message[0] == "sleep":
             await trio.sleep(message[1])
+        if isinstance(message, tuple) and message[0] == "raise":
+            raise message[1]
+        if isinstance(message, tuple) and message[0] == "start_timer":
+            return await ctx.start_timer(message[1])
+        if isinstance(message, tuple) and message[0] == "cancel_timer":
+            return await ctx.cancel_timer(message[1])
         if message == "stop":
             ctx.stop()
         self.journal.handled.append((trio.current_time(), self.key, message))
@@ -53,8 +59,17 @@ class Recorder(Actor[Any]):
             if outcome == "crash":
                 raise RuntimeError("timer handler bug")
 
-    async def on_timer_skipped(self, ctx: ActorContext, timer: Timer, reason: str):
-        self.journal.skipped.append((self.key, timer.id, reason))
+    async def on_timer_skipped(self, ctx: ActorContext, firing: Firing, reason: str):
+        self.journal.skipped.append((self.key, firing.timer.id, reason))
+        if self.timer_behaviour is not None:
+            outcome = self.timer_behaviour(firing)
+            if outcome == "crash":
+                raise RuntimeError("skip handler bug")
+            if outcome == "close":
+                # As an application that closes the timer in its own transaction.
+                store = ctx.system.timer_store
+                await store.complete_timer(firing.timer.id, ctx.clock.now())
+                firing.mark_completed()
 
     async def on_stop(self, ctx: ActorContext) -> None:
         self.journal.stops.append(self.key)

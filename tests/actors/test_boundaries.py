@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import inspect
 import sys
 from pathlib import Path
 
@@ -35,3 +36,18 @@ def test_actors_public_names_documented() -> None:
         value = getattr(actors, name)
         if callable(value) and not isinstance(value, type(actors.FIRE_LATE)):
             assert value.__doc__, name
+
+
+def test_actors_public_methods_documented() -> None:
+    undocumented = []
+    for name in actors.__all__:
+        value = getattr(actors, name)
+        if not inspect.isclass(value) or issubclass(value, BaseException):
+            continue
+        for attribute, member in vars(value).items():
+            if attribute.startswith("_") or not callable(member):
+                continue
+            if not inspect.getdoc(member):
+                undocumented.append(f"{name}.{attribute}")
+
+    assert undocumented == []

@@ -250,3 +250,56 @@ async def test_context_counts_restarts(autojump_clock, timer_store) -> None:
         await trio.sleep(10)
 
     assert seen == [0, 1, 2]
+
+
+async def test_ask_timeout_raises_too_slow(autojump_clock, timer_store) -> None:
+    clock = VirtualClock(START)
+    journal = Journal()
+    async with open_actor_system(
+        recorder_factory(journal), timer_store, clock
+    ) as system:
+        ref = system.spawn("a")
+        with pytest.raises(trio.TooSlowError):
+            await ref.ask(("sleep", 100), timeout=5)
+        timed_out_at = trio.current_time()
+        assert await ref.ask("after", timeout=200) == ("echo", "after")
+
+    assert timed_out_at == 5.0
+    # The timed-out message is still handled; only its reply was dropped.
+    assert journal.handled == [(100.0, "a", ("sleep", 100)), (100.0, "a", "after")]
+
+
+async def test_cancellation_is_not_a_crash(autojump_clock, timer_store) -> None:
+    clock = VirtualClock(START)
+    journal = Journal()
+    with trio.move_on_after(10):
+        async with open_actor_system(
+            recorder_factory(journal), timer_store, clock, restart_policy=NO_JITTER
+        ) as system:
+            await system.spawn("a").send(("sleep", 100))
+            await trio.sleep_forever()
+
+    # Cancelled at 10 s, the system still gives the busy actor its 10 s stop grace.
+    assert trio.current_time() == 20.0
+    assert journal.starts == [(0.0, "a")]
+    assert journal.handled == []
+    assert system.stats.crashes == 0
+
+
+async def test_keyboard_interrupt_passes_through(autojump_clock, timer_store) -> None:
+    clock = VirtualClock(START)
+    journal = Journal()
+    interrupted = False
+    try:
+        async with open_actor_system(
+            recorder_factory(journal), timer_store, clock, restart_policy=NO_JITTER
+        ) as system:
+            await system.spawn("a").send(("raise", KeyboardInterrupt()))
+            await trio.sleep_forever()
+    except* KeyboardInterrupt:
+        interrupted = True
+
+    assert interrupted
+    assert journal.starts == [(0.0, "a")]
+    assert system.stats.crashes == 0
+    assert system.stats.restarts == 0

@@ -16,7 +16,7 @@ import trio
 from promptpipe.app import AppOptions
 from promptpipe.flow.context import FlowSettings
 from promptpipe.models import JobStatus, NewJob
-from promptpipe.store.base import EnqueueJob
+from promptpipe.store.base import CancelJob, EnqueueJob
 from promptpipe.store.memory import MemoryStore
 from tests.fakes.llm import ScriptedChatModel
 from tests.fakes.llm_server import ScriptedReply
@@ -1062,3 +1062,61 @@ async def test_greeting_survives_stop_before_it_is_sent(autojump_clock) -> None:
     assert second.texts("1234567890") == ["Welcome back!"]
     assert [job.status for job in jobs] == [JobStatus.DONE]
     assert jobs[0].payload == {"participant_id": participant.id}
+
+
+async def test_late_daily_prompt_skipped_chain_continues(autojump_clock) -> None:
+    """A daily prompt more than an hour late is skipped; tomorrow's stays queued."""
+    store = MemoryStore()
+    await seed_daily(store, "2025-06-02T13:20:00Z", profile=FULL_PROFILE)
+
+    async with run_harness(utc("2025-06-02T16:00:00Z"), store=store) as h:
+        await h.settle()
+        canceled = await h.jobs("recurring_prompt", JobStatus.CANCELED)
+        queued = await h.jobs("recurring_prompt", JobStatus.QUEUED)
+
+    assert h.texts() == []
+    assert [job.run_at for job in canceled] == [utc("2025-06-02T13:20:00Z")]
+    assert canceled[0].last_error == (
+        "misfire: fired 9600 s late, beyond the 3600 s allowed for kind "
+        "recurring_prompt"
+    )
+    assert [job.run_at for job in queued] == [utc("2025-06-03T13:20:00Z")]
+
+
+class FailingSkipStore(MemoryStore):
+    """Fails the first commit that closes a skipped job, as a crash there would."""
+
+    failed = False
+
+    async def apply(self, operations, now):
+        closes_skip = any(
+            isinstance(op, CancelJob) and op.reason is not None for op in operations
+        )
+        if closes_skip and not self.failed:
+            self.failed = True
+            raise OSError("disk full")
+        return await super().apply(operations, now)
+
+
+async def test_skip_and_next_prompt_commit_together(autojump_clock) -> None:
+    store = FailingSkipStore()
+    await seed_daily(store, "2025-06-02T13:20:00Z", profile=FULL_PROFILE)
+
+    async with run_harness(utc("2025-06-02T16:00:00Z"), store=store) as h:
+        await h.settle()
+        after_failure = await h.jobs("recurring_prompt")
+        # The failed run is retried 30 s later. Lateness counts from the retry's due
+        # time, so the retry runs: the prompt goes out and tomorrow's is queued.
+        await h.advance_to(utc("2025-06-02T16:00:30Z"))
+        done = await h.jobs("recurring_prompt", JobStatus.DONE)
+        queued = await h.jobs("recurring_prompt", JobStatus.QUEUED)
+
+    assert store.failed
+    # Neither the skip nor the successor was written: the row is queued again,
+    # not closed with nothing after it.
+    assert [(job.status, job.run_at) for job in after_failure] == [
+        (JobStatus.QUEUED, utc("2025-06-02T16:00:30Z"))
+    ]
+    assert [job.run_at for job in done] == [utc("2025-06-02T16:00:30Z")]
+    assert [job.run_at for job in queued] == [utc("2025-06-03T13:20:00Z")]
+    assert len(h.texts()) == 1

@@ -73,8 +73,8 @@ async def _apply_one(con: asyncpg.Connection, op: Operation, now: datetime) -> N
             await con.execute(participants.DELETE_HOOK, phone_number)
         case EnqueueJob(job):
             await jobs.enqueue_replace(con, job, now)
-        case CancelJob(job_id):
-            await jobs.cancel_job(con, job_id, now)
+        case CancelJob(job_id, reason):
+            await jobs.cancel_job(con, job_id, now, reason)
         case CancelParticipantJobs(participant_id):
             await jobs.cancel_participant_jobs(con, participant_id, now)
         case FinishJob(job_id):

@@ -72,8 +72,8 @@ def _apply_one(con: sqlite3.Connection, op: Operation, now: datetime) -> None:
             con.execute(participants.DELETE_HOOK, (phone_number,))
         case EnqueueJob(job):
             jobs.enqueue_replace(con, job, now)
-        case CancelJob(job_id):
-            jobs.cancel_job(con, job_id, now)
+        case CancelJob(job_id, reason):
+            jobs.cancel_job(con, job_id, now, reason)
         case CancelParticipantJobs(participant_id):
             jobs.cancel_participant_jobs(con, participant_id, now)
         case FinishJob(job_id):
