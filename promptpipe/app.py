@@ -21,6 +21,7 @@ import trio
 
 from actors import (
     Actor,
+    ActorParkedError,
     ActorStoppedError,
     ActorSystem,
     Clock,
@@ -52,6 +53,7 @@ from promptpipe.messaging.responder import PHONE_KEY_PREFIX, PhoneActor, PhoneMe
 from promptpipe.messaging.scheduled import (
     SCHEDULE_KEY_PREFIX,
     SCHEDULE_MISFIRE_GRACE,
+    CancelSchedule,
     ScheduleActor,
     ScheduledPrompt,
     first_job,
@@ -448,15 +450,36 @@ class Application:
 
     async def _cancel_timers_to(self, phone: str) -> None:
         jobs = await self.store.list_jobs(
-            [JobStatus.QUEUED], [states.JOB_SCHEDULED_PROMPT]
+            [JobStatus.QUEUED, JobStatus.RUNNING], [states.JOB_SCHEDULED_PROMPT]
         )
         for job in jobs:
             prompt = job.payload.get("prompt")
-            if isinstance(prompt, dict) and prompt.get("to") == phone:
-                await self.store.cancel_job(
-                    job.id, self.clock.now(), "participant deleted"
+            schedule_id = job.payload.get("schedule_id")
+            if not isinstance(prompt, dict) or prompt.get("to") != phone:
+                continue
+            if isinstance(schedule_id, str):
+                await self._cancel_schedule(schedule_id, job, "participant deleted")
+
+    async def _cancel_schedule(self, schedule_id: str, job: Job, reason: str) -> bool:
+        """End a ``/schedule`` timer through its actor, after any firing in hand.
+
+        Raises ``ActorError`` or ``trio.TooSlowError`` when the actor fails.
+        """
+        key = schedule_actor_key(schedule_id)
+        for _ in range(2):
+            try:
+                ended: bool = await self.system.ask(
+                    key, CancelSchedule(reason), timeout=ACTOR_TIMEOUT_SECONDS
                 )
+                return ended
+            except ActorParkedError:
+                # A parked actor fires nothing, so the row can be closed directly.
                 self.system.timers.disarm(job.id)
+                return await self.store.cancel_job(job.id, self.clock.now(), reason)
+            except ActorStoppedError:
+                # The actor was stopping after an earlier cancel; ask a new one.
+                continue
+        raise ActorStoppedError(key)
 
     # Prompts
 
@@ -523,8 +546,9 @@ class Application:
         return scheduled.schedule_id
 
     async def list_timers(self) -> list[TimerInfo]:
+        # A timer that is firing right now is running; it is still a live timer.
         jobs = await self.store.list_jobs(
-            [JobStatus.QUEUED], [states.JOB_SCHEDULED_PROMPT]
+            [JobStatus.QUEUED, JobStatus.RUNNING], [states.JOB_SCHEDULED_PROMPT]
         )
         return [info for job in jobs if (info := _timer_info(job)) is not None]
 
@@ -542,11 +566,7 @@ class Application:
         if job is None:
             return False
         # A concurrent delete of the same timer finds the job already canceled.
-        canceled = await self.store.cancel_job(
-            job.id, self.clock.now(), "timer deleted"
-        )
-        self.system.timers.disarm(job.id)
-        return canceled
+        return await self._cancel_schedule(timer_id, job, "timer deleted")
 
     # Receipts, responses, health
 

@@ -11,8 +11,10 @@ import logging
 from functools import partial
 from typing import TYPE_CHECKING
 
+import trio
 from quart import Response
 
+from actors import ActorError
 from promptpipe.api.encoding import timer_json
 from promptpipe.api.envelope import error_envelope, json_response
 from promptpipe.api.errors import ApiError, not_found, server_fault
@@ -73,9 +75,9 @@ async def cancel_timer(app: Application, timer_id: str) -> Response:
         raise _timer_not_found(timer_id)
     try:
         canceled = await app.cancel_timer(timer_id)
-    except PromptPipeError as exc:
+    except (PromptPipeError, ActorError, trio.TooSlowError) as exc:
         _log_failure("timer_cancel_failed", timer_id)
-        raise server_fault("Failed to cancel timer", exc.code) from exc
+        raise server_fault("Failed to cancel timer", "timer_cancel_failed") from exc
     if not canceled:
         raise _timer_not_found(timer_id)
     logger.info(

@@ -94,8 +94,19 @@ def next_due(schedule: Schedule, previous: datetime, now: datetime) -> datetime:
     return due
 
 
+@dataclass(frozen=True)
+class CancelSchedule:
+    """A request to a schedule actor to end its timer; the reply is True if it did.
+
+    Handled by the actor that fires the timer, so a cancel never interleaves with a
+    firing: a firing in progress finishes first and its successor is then canceled.
+    """
+
+    reason: str
+
+
 class ScheduleActor(Actor[object]):
-    """Fires one ``/schedule`` timer."""
+    """Fires one ``/schedule`` timer and handles ``CancelSchedule``."""
 
     def __init__(
         self,
@@ -112,6 +123,28 @@ class ScheduleActor(Actor[object]):
         self.hooks = hooks
         self.notify_outbox = notify_outbox
         self.is_active_participant = is_active_participant
+
+    async def handle(self, ctx: ActorContext, message: object) -> bool:
+        if not isinstance(message, CancelSchedule):
+            raise TypeError(f"schedule actor cannot handle {type(message).__name__}")
+        job = await self.store.find_job_by_dedupe_key(
+            scheduled_prompt_dedupe_key(self.schedule_id)
+        )
+        ctx.stop()
+        if job is None:
+            return False
+        canceled = await self.store.cancel_job(job.id, ctx.clock.now(), message.reason)
+        ctx.disarm_timer(job.id)
+        logger.info(
+            "scheduled prompt canceled: %s",
+            message.reason,
+            extra={
+                "event": "schedule_canceled",
+                "schedule_id": self.schedule_id,
+                "job_id": job.id,
+            },
+        )
+        return canceled
 
     async def on_timer(self, ctx: ActorContext, firing: Firing) -> None:
         scheduled = ScheduledPrompt.from_payload(dict(firing.timer.payload))

@@ -105,6 +105,7 @@ async def open_api(
     clock: Clock | None = None,
     console_enabled: bool = False,
     outbox_max_attempts: int = 8,
+    outbox_poll_interval: float = 0.2,
 ) -> AsyncIterator[ApiHarness]:
     """Run an application on ``store`` and yield its API harness."""
     metrics = Metrics()
@@ -116,7 +117,7 @@ async def open_api(
         llm=InstrumentedChatModel(inner, metrics),
         clock=clock or SystemClock(),
         options=options or AppOptions(stop_grace=1.0, sweep_interval=1.0),
-        outbox_poll_interval=0.2,
+        outbox_poll_interval=outbox_poll_interval,
         outbox_max_attempts=outbox_max_attempts,
     )
     async with app.running():

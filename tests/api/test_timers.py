@@ -5,12 +5,18 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 
+import trio
+
 from actors import VirtualClock
+from promptpipe.app import AppOptions
 from promptpipe.errors import StoreError
 from promptpipe.models import JobStatus
 from tests.api.harness import PHONE, open_api
+from tests.fakes.transport import FakeTransport
 
 GO_DURATION = re.compile(r"^(\d+h)?(\d+m)?\d+(\.\d+)?s$")
+# Polls rare enough that days of virtual time pass in a few hundred wake-ups.
+SLOW_POLLS = AppOptions(stop_grace=1.0, sweep_interval=300.0)
 
 
 async def _schedule(api, schedule: dict) -> str:
@@ -149,3 +155,91 @@ async def test_timer_cancel_store_failure(api, monkeypatch) -> None:
 
     assert status == 500
     assert body == {"status": "error", "message": "Failed to cancel timer"}
+
+
+async def _start_slow_firing(api) -> str:
+    """Schedule a slow daily prompt and return its id once its first firing starts.
+
+    The prompt is static, due at 09:00, and its text takes 20 s to generate.
+    """
+    started = trio.Event()
+
+    async def slow_static(prompt) -> str:
+        started.set()
+        await trio.sleep(20)
+        return prompt.body
+
+    api.app.generators.register("static", slow_static)
+    timer_id = await _schedule(api, {"hour": 9})
+    await started.wait()
+    return timer_id
+
+
+async def test_timer_delete_during_firing_ends_chain(
+    autojump_clock, memory_store
+) -> None:
+    clock = VirtualClock(datetime(2025, 6, 10, 8, 59, 50, tzinfo=UTC))
+    async with open_api(
+        memory_store, clock=clock, options=SLOW_POLLS, outbox_poll_interval=300.0
+    ) as api:
+        timer_id = await _start_slow_firing(api)
+        status, _ = await api.call("DELETE", f"/timers/{timer_id}")
+        answered_at = clock.now()
+        await trio.sleep(3 * 86400)
+        _, listing = await api.call("GET", "/timers")
+        jobs = await memory_store.list_jobs()
+
+    texts = [item.payload for item in api.transport.sent if item.kind == "text"]
+    assert status == 200
+    # The cancel waits for the firing in hand, then ends the occurrence it queued.
+    assert answered_at == datetime(2025, 6, 11, 9, 0, 20, tzinfo=UTC)
+    assert listing == {"timers": [], "count": 0}
+    assert sorted((job.status, job.run_at.day) for job in jobs) == [
+        (JobStatus.CANCELED, 12),
+        (JobStatus.DONE, 11),
+    ]
+    assert texts == ["hi"]
+
+
+async def test_timer_listed_while_firing(autojump_clock, memory_store) -> None:
+    clock = VirtualClock(datetime(2025, 6, 10, 8, 59, 50, tzinfo=UTC))
+    async with open_api(
+        memory_store, clock=clock, options=SLOW_POLLS, outbox_poll_interval=300.0
+    ) as api:
+        timer_id = await _start_slow_firing(api)
+        _, listing = await api.call("GET", "/timers")
+
+    assert [item["id"] for item in listing["timers"]] == [timer_id]
+
+
+async def test_timer_survives_restart_and_fires_once(
+    autojump_clock, memory_store
+) -> None:
+    clock = VirtualClock(datetime(2025, 6, 10, 12, 0, tzinfo=UTC))
+    async with open_api(
+        memory_store, clock=clock, options=SLOW_POLLS, outbox_poll_interval=300.0
+    ) as first:
+        timer_id = await _schedule(first, {"hour": 9, "minute": 15})
+
+    async with open_api(
+        memory_store,
+        clock=clock,
+        transport=FakeTransport(clock),
+        options=SLOW_POLLS,
+        outbox_poll_interval=300.0,
+    ) as second:
+        _, listed = await second.call("GET", f"/timers/{timer_id}")
+        await trio.sleep_until(
+            clock.deadline_for(datetime(2025, 6, 11, 9, 30, tzinfo=UTC))
+        )
+        _, receipts = await second.call("GET", "/receipts")
+        _, after = await second.call("GET", f"/timers/{timer_id}")
+
+    sent = [(item.kind, item.sent_at) for item in second.transport.sent]
+    due = datetime(2025, 6, 11, 9, 15, tzinfo=UTC)
+    assert first.transport.sent == []
+    assert listed["next_run"] == "2025-06-11T09:15:00Z"
+    assert sent == [("text", due), ("poll", due)]
+    # One firing, text and poll included, is one sent receipt.
+    assert [(r["to"], r["status"]) for r in receipts["result"]] == [(PHONE, "sent")]
+    assert after["next_run"] == "2025-06-12T09:15:00Z"
