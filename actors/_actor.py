@@ -86,9 +86,7 @@ class ActorContext:
         is canceled; the timer may still be armed, but its claim then fails when it
         comes due, so it never runs.
         """
-        changed = await self.system.timer_store.cancel_timer(
-            timer_id, self.clock.now()
-        )
+        changed = await self.system.timer_store.cancel_timer(timer_id, self.clock.now())
         self.system.timers.disarm(timer_id)
         return changed
 

@@ -42,17 +42,17 @@ class ActorRef(Generic[M]):
         """
         self.system.send_nowait(self.key, message)
 
-    async def ask(self, message: M, timeout: float | None = None) -> Any:
+    async def ask(self, message: M) -> Any:
         """Send ``message`` and wait for the handler's return value.
 
-        With ``timeout`` (seconds of trio time), raises ``trio.TooSlowError`` when no
-        reply came in time; an outer ``trio.fail_after`` works the same way. If
-        cancelled or timed out, the message may still be handled later and its reply
-        is then dropped. Raises ``ActorCrashedError`` when the handler raised,
-        ``ActorStoppedError`` (or ``ActorParkedError``) when the actor stopped before
-        handling it, and what ``send`` raises.
+        Put a deadline on it with ``trio.fail_after`` at the call site, which raises
+        ``trio.TooSlowError`` when no reply came in time. If cancelled or timed out,
+        the message may still be handled later and its reply is then dropped. Raises
+        ``ActorCrashedError`` when the handler raised, ``ActorStoppedError`` (or
+        ``ActorParkedError``) when the actor stopped before handling it, and what
+        ``send`` raises.
         """
-        return await self.system.ask(self.key, message, timeout)
+        return await self.system.ask(self.key, message)
 
     def __repr__(self) -> str:
         return f"ActorRef({self.key!r})"

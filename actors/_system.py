@@ -419,20 +419,17 @@ class ActorSystem:
                 continue
         raise ActorStoppedError(key)
 
-    async def ask(
-        self, key: str, message: object, timeout: float | None = None
-    ) -> Any:
+    async def ask(self, key: str, message: object) -> Any:
         """Send and wait for the reply; see ``ActorRef.ask``."""
-        with trio.fail_after(math.inf if timeout is None else timeout):
-            reply = Reply()
-            while True:
-                cell = self._cell(key)
-                try:
-                    await cell.mailbox.put(Envelope(message, reply))
-                    break
-                except trio.ClosedResourceError:
-                    await trio.lowlevel.checkpoint()
-            return await reply.wait()
+        reply = Reply()
+        while True:
+            cell = self._cell(key)
+            try:
+                await cell.mailbox.put(Envelope(message, reply))
+                break
+            except trio.ClosedResourceError:
+                await trio.lowlevel.checkpoint()
+        return await reply.wait()
 
     def dead_letter(self, key: str, message: object, reason: str) -> None:
         """Count a message that no actor will handle and pass it to the hook.

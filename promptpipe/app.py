@@ -468,9 +468,8 @@ class Application:
         key = schedule_actor_key(schedule_id)
         for _ in range(2):
             try:
-                ended: bool = await self.system.ask(
-                    key, CancelSchedule(reason), timeout=ACTOR_TIMEOUT_SECONDS
-                )
+                with trio.fail_after(ACTOR_TIMEOUT_SECONDS):
+                    ended: bool = await self.system.ask(key, CancelSchedule(reason))
                 return ended
             except ActorParkedError:
                 # A parked actor fires nothing, so the row can be closed directly.

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install PromptPipe with its test dependencies into .venv and run the test suite.
+# Install PromptPipe with its test and lint dependencies into .venv, check formatting,
+# lint and types (ruff, strict mypy), then run the test suite.
 #
 # PostgreSQL: the tests use PROMPTPIPE_TEST_PG_DSN when it is set. Otherwise this
 # script starts the local cluster if it is down, creates a throwaway database on
@@ -9,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 python3 -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[test,dev]'
 
 start_postgres() {
     if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
@@ -58,4 +59,7 @@ if [ -z "${PROMPTPIPE_TEST_PG_DSN:-}" ]; then
     fi
 fi
 
+.venv/bin/ruff format --check --quiet .
+.venv/bin/ruff check --quiet .
+.venv/bin/mypy actors promptpipe
 .venv/bin/python -m pytest "$@"
