@@ -7,10 +7,10 @@ metric live in it:
 * histograms and counters fed as things happen: timer lateness through the timer
   service's ``lateness_observer`` slot, and LLM call latency and errors through
   ``InstrumentedChatModel``;
-* state read at scrape time: actors, jobs, outbox rows, send outcomes and inbound
-  counters. Job and outbox counts come from the store, which is async, so
-  ``Metrics.render`` reads them first and a collector then yields that snapshot
-  while the text is generated. Nothing awaits in between, so concurrent scrapes
+* state read at scrape time: actors, jobs, outbox rows, send outcomes, inbound
+  counters and recorded inbound messages. Job, outbox and recorded-inbound counts
+  come from the store, which is async, so ``Metrics.render`` reads them first and a
+  collector then yields that snapshot while the text is generated. Nothing awaits in between, so concurrent scrapes
   cannot mix snapshots.
 """
 
@@ -218,6 +218,14 @@ async def _state_families(app: Application) -> list[Metric]:
     for status, count in sorted((await app.store.count_outbox()).items()):
         outbox.add_metric([status], count)
 
+    inbound = GaugeMetricFamily(
+        "promptpipe_inbound_recorded",
+        "Recorded inbound messages: processed by their actor, or pending.",
+        labels=["state"],
+    )
+    for state, count in sorted((await app.store.count_inbound()).items()):
+        inbound.add_metric([state], count)
+
     stats = app.sender.stats
     sends = _counter(
         "promptpipe_outbox_sends",
@@ -225,7 +233,14 @@ async def _state_families(app: Application) -> list[Metric]:
         "outcome",
         [("sent", stats.sent), ("retried", stats.retried), ("failed", stats.failed)],
     )
-    return [*_actor_families(app), jobs, outbox, sends, *_inbound_families(app)]
+    return [
+        *_actor_families(app),
+        jobs,
+        outbox,
+        sends,
+        *_inbound_families(app),
+        inbound,
+    ]
 
 
 def unwrap_chat_model(model: ChatModel) -> ChatModel:

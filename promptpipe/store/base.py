@@ -449,6 +449,10 @@ class Store(Protocol):
 
     # Inbound
 
+    async def count_inbound(self) -> dict[str, int]:
+        """Return the number of recorded inbound messages, processed and pending."""
+        ...
+
     async def record_inbound(
         self, message_id: str, phone: str, response: Response, now: datetime
     ) -> int | None:

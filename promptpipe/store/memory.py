@@ -677,6 +677,15 @@ class MemoryStore:
 
     # Inbound
 
+    async def count_inbound(self) -> dict[str, int]:
+        def counting(tables: Tables) -> dict[str, int]:
+            processed = sum(
+                1 for record in tables.inbound.values() if record.processed_at
+            )
+            return {"processed": processed, "pending": len(tables.inbound) - processed}
+
+        return await self._read(counting)
+
     async def record_inbound(
         self, message_id: str, phone: str, response: Response, now: datetime
     ) -> int | None:

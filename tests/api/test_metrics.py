@@ -40,6 +40,10 @@ async def test_metrics_state_after_send(api) -> None:
     assert samples[("promptpipe_outbox_messages", (("status", "sent"),))] >= 2
     received = ("promptpipe_inbound_messages_total", (("outcome", "received"),))
     assert samples[received] == 1
+    processed = ("promptpipe_inbound_recorded", (("state", "processed"),))
+    pending = ("promptpipe_inbound_recorded", (("state", "pending"),))
+    assert samples[processed] == 1
+    assert samples[pending] == 0
     assert ("promptpipe_actors_running", ()) in samples
     assert samples[("promptpipe_actors_parked", ())] == 0
     assert samples[("promptpipe_actor_restarts_total", ())] == 0

@@ -57,3 +57,14 @@ async def test_note_inbound_attempt_counts(store) -> None:
     assert await store.note_inbound_attempt("m1") == 2
     assert (await store.get_inbound("m1")).attempts == 2
     assert await store.note_inbound_attempt("missing") == 0
+
+
+async def test_count_inbound_by_state(store) -> None:
+    empty = await store.count_inbound()
+    await store.record_inbound("m1", "155500001", response("one"), T0)
+    await store.record_inbound("m2", "155500002", response("two"), at(1))
+    await store.record_inbound("m3", "155500003", response("three"), at(2))
+    await store.apply([MarkInboundProcessed("m2")], at(3))
+
+    assert empty == {"processed": 0, "pending": 0}
+    assert await store.count_inbound() == {"processed": 1, "pending": 2}

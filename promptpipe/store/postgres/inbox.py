@@ -36,6 +36,10 @@ FROM inbound_dedup AS d JOIN responses AS r ON r.id = d.response_id
 WHERE d.processed_at IS NULL
 ORDER BY d.received_at, r.id
 """
+COUNT_BY_STATE: Final = """
+SELECT COUNT(processed_at) AS processed, COUNT(*) - COUNT(processed_at) AS pending
+FROM inbound_dedup
+"""
 COUNT_ATTEMPT: Final = """
 UPDATE inbound_dedup SET attempts = attempts + 1 WHERE message_id = $1
 RETURNING attempts
@@ -101,3 +105,8 @@ async def list_unprocessed(
 async def note_attempt(con: asyncpg.Connection, message_id: str) -> int:
     value = await con.fetchval(COUNT_ATTEMPT, message_id)
     return int(value) if value is not None else 0
+
+
+async def count(con: asyncpg.Connection) -> dict[str, int]:
+    row = await con.fetchrow(COUNT_BY_STATE)
+    return {"processed": int(row["processed"]), "pending": int(row["pending"])}

@@ -303,6 +303,9 @@ class PostgresStore:
 
     # Inbound
 
+    async def count_inbound(self) -> dict[str, int]:
+        return await self._db.run(inbox.count)
+
     async def record_inbound(
         self, message_id: str, phone: str, response: Response, now: datetime
     ) -> int | None:

@@ -35,6 +35,10 @@ FROM inbound_dedup AS d JOIN responses AS r ON r.id = d.response_id
 WHERE d.processed_at IS NULL
 ORDER BY d.received_at, r.id
 """
+COUNT_BY_STATE: Final = """
+SELECT COUNT(processed_at) AS processed, COUNT(*) - COUNT(processed_at) AS pending
+FROM inbound_dedup
+"""
 COUNT_ATTEMPT: Final = """
 UPDATE inbound_dedup SET attempts = attempts + 1 WHERE message_id = ?
 RETURNING attempts
@@ -91,3 +95,8 @@ def list_unprocessed(con: sqlite3.Connection) -> list[tuple[InboundRecord, Respo
 def note_attempt(con: sqlite3.Connection, message_id: str) -> int:
     row = con.execute(COUNT_ATTEMPT, (message_id,)).fetchone()
     return int(row[0]) if row else 0
+
+
+def count(con: sqlite3.Connection) -> dict[str, int]:
+    row = con.execute(COUNT_BY_STATE).fetchone()
+    return {"processed": int(row[0]), "pending": int(row[1])}

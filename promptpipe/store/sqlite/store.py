@@ -295,6 +295,9 @@ class SqliteStore:
 
     # Inbound
 
+    async def count_inbound(self) -> dict[str, int]:
+        return await self._db.run(inbox.count)
+
     async def record_inbound(
         self, message_id: str, phone: str, response: Response, now: datetime
     ) -> int | None:
