@@ -144,6 +144,8 @@ class Settings:
     feedback_followup_delay: datetime.timedelta = datetime.timedelta(hours=3)
     scheduler_prep_time_minutes: int = 10
     auto_feedback_after_prompt_enabled: bool = True
+    daily_prompt_reminder_delay: datetime.timedelta = datetime.timedelta(hours=5)
+    auto_feedback_delay: datetime.timedelta = datetime.timedelta(minutes=5)
     feedback_timers_enabled: bool = False
     auto_enroll_new_users: bool = False
     debug: bool = False

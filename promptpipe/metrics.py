@@ -10,8 +10,8 @@ metric live in it:
 * state read at scrape time: actors, jobs, outbox rows, send outcomes, inbound
   counters and recorded inbound messages. Job, outbox and recorded-inbound counts
   come from the store, which is async, so ``Metrics.render`` reads them first and a
-  collector then yields that snapshot while the text is generated. Nothing awaits in between, so concurrent scrapes
-  cannot mix snapshots.
+  collector then yields that snapshot while the text is generated. Nothing awaits
+  in between, so concurrent scrapes cannot mix snapshots.
 """
 
 from __future__ import annotations

@@ -435,10 +435,30 @@ OPTIONS: Final[tuple[Option, ...]] = (
         "--auto-feedback-after-prompt-enabled",
         "AUTO_FEEDBACK_AFTER_PROMPT_ENABLED",
         _parse_boolean,
-        "Switch a participant to feedback 5 minutes after each daily prompt.",
+        "Switch a participant to feedback AUTO_FEEDBACK_DELAY after each daily prompt.",
         _CONVERSATION,
         metavar="BOOL",
         is_boolean=True,
+    ),
+    Option(
+        "daily_prompt_reminder_delay",
+        "--daily-prompt-reminder-delay",
+        "DAILY_PROMPT_REMINDER_DELAY",
+        _duration_parser(allow_zero=False),
+        "Time after a daily prompt at which a participant who has not replied gets "
+        "one reminder, as a Go duration.",
+        _CONVERSATION,
+        metavar="DURATION",
+    ),
+    Option(
+        "auto_feedback_delay",
+        "--auto-feedback-delay",
+        "AUTO_FEEDBACK_DELAY",
+        _duration_parser(allow_zero=False),
+        "Time after a daily prompt at which the participant is switched to feedback "
+        "(with AUTO_FEEDBACK_AFTER_PROMPT_ENABLED), as a Go duration.",
+        _CONVERSATION,
+        metavar="DURATION",
     ),
     Option(
         "feedback_timers_enabled",

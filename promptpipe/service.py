@@ -98,6 +98,12 @@ def flow_settings(settings: Settings) -> FlowSettings:
         feedback_timers_enabled=settings.feedback_timers_enabled,
         feedback_initial_timeout=settings.feedback_initial_timeout,
         feedback_followup_delay=settings.feedback_followup_delay,
+        reminder_delay=settings.daily_prompt_reminder_delay,
+        auto_feedback_delay=settings.auto_feedback_delay,
+        # A prompt sent less than this before the switch is a newer prompt that
+        # restarts the wait: 4 min 30 s of the default 5 minutes, and the same
+        # share of a configured delay.
+        auto_feedback_newer_prompt_window=settings.auto_feedback_delay * 0.9,
     )
 
 

@@ -22,6 +22,7 @@ from promptpipe.config import (
     load_settings,
 )
 from promptpipe.errors import ConfigError
+from promptpipe.service import flow_settings
 
 DEFAULT_WHATSAPP_DSN = "file:/var/lib/promptpipe/whatsmeow.db?_foreign_keys=on"
 DEFAULT_APP_DSN = "file:/var/lib/promptpipe/state.db?_foreign_keys=on"
@@ -931,3 +932,24 @@ def test_ensure_directories_parent_denied_named(
     assert info.value.reason == (
         f"Permission denied while creating {tmp_path / 'data'}"
     )
+
+
+def test_flow_settings_take_conversation_delays(workdir: Path) -> None:
+    settings = load(
+        workdir,
+        env={"DAILY_PROMPT_REMINDER_DELAY": "90m", "AUTO_FEEDBACK_DELAY": "10s"},
+    )
+
+    flow = flow_settings(settings)
+
+    assert flow.reminder_delay == timedelta(minutes=90)
+    assert flow.auto_feedback_delay == timedelta(seconds=10)
+    assert flow.auto_feedback_newer_prompt_window == timedelta(seconds=9)
+
+
+def test_flow_settings_default_delays(workdir: Path) -> None:
+    flow = flow_settings(load(workdir))
+
+    assert flow.reminder_delay == timedelta(hours=5)
+    assert flow.auto_feedback_delay == timedelta(minutes=5)
+    assert flow.auto_feedback_newer_prompt_window == timedelta(minutes=4, seconds=30)

@@ -15,6 +15,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
+from promptpipe.api import create_api
 from promptpipe.app import AppOptions, create_application
 from promptpipe.flow.context import FlowSettings
 from promptpipe.llm.openai_chat import OpenAIChatModel
@@ -41,7 +42,7 @@ async def wait_for(predicate, limit: float = 3600) -> None:
 
 
 async def test_journey_through_real_sdk(jumping_clock) -> None:
-    """Enroll, intake, daily prompt at 09:20 Toronto, reminder 5 h later, feedback."""
+    """Enroll through the API, intake, prompt at 09:20 Toronto, reminder 5 h later."""
     from actors import VirtualClock
 
     clock = VirtualClock(utc("2025-06-02T12:00:00Z"))
@@ -95,9 +96,17 @@ async def test_journey_through_real_sdk(jumping_clock) -> None:
         )
         try:
             async with app.running():
-                participant = await app.enroll_participant(
-                    PHONE, timezone="America/Toronto"
+                api = create_api(
+                    app, token="", max_body_bytes=65536, console_enabled=False
                 )
+                enrolled = await api.test_client().post(
+                    "/conversation/participants",
+                    json={
+                        "phone_number": "+1 555 010 2000",
+                        "timezone": "America/Toronto",
+                    },
+                )
+                participant_id = (await enrolled.get_json())["result"]["id"]
                 await wait_for(lambda: len(transport.sent) >= 1, limit=60)
                 # The next day: 12:00Z on 06-02 is 08:00 in Toronto, so 09:20 local
                 # (13:20Z) is still ahead today.
@@ -116,7 +125,7 @@ async def test_journey_through_real_sdk(jumping_clock) -> None:
                 prompt_sent = clock.now()
                 await trio.sleep_until(clock.deadline_for(utc("2025-06-02T13:25:01Z")))
                 state_after_switch = (
-                    await store.get_flow_state(participant.id)
+                    await store.get_flow_state(participant_id)
                 ).state_data
                 await trio.sleep_until(clock.deadline_for(utc("2025-06-02T18:20:01Z")))
                 await wait_for(lambda: len(transport.sent) >= 6, limit=60)
@@ -124,6 +133,7 @@ async def test_journey_through_real_sdk(jumping_clock) -> None:
         finally:
             await llm.aclose()
 
+    assert enrolled.status_code == 201
     texts = [
         item
         for item in transport.sent

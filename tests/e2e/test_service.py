@@ -11,14 +11,17 @@ from __future__ import annotations
 import json
 import secrets
 import signal
+import sqlite3
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import parse_qs, urlencode, urlsplit, urlunsplit
 
 import pytest
 import trio
 import trio_asyncio
 
+from promptpipe.flow.reminders import REMINDER_TEXT
 from tests.conftest import require_postgres
 from tests.e2e.process import ServiceProcess, service_environment, start_service
 from tests.fakes.llm_server import FakeLLMServer, ScriptedReply, open_fake_llm_server
@@ -35,38 +38,51 @@ def next_schedule_time(lead_seconds: float) -> datetime:
     return target.replace(second=0, microsecond=0)
 
 
-def intake_script(due: datetime) -> list[ScriptedReply]:
+PROMPT_TEXT = "After lunch, stand up and stretch for one minute."
+# Short conversation delays, so the real-clock run reaches the auto-feedback switch
+# and the reminder within seconds of the prompt.
+AUTO_FEEDBACK_SECONDS = 3
+REMINDER_SECONDS = 8
+FEEDBACK_TEXT = "Well done, that counts!"
+
+
+def intake_script(due: datetime, transition: bool = True) -> list[ScriptedReply]:
+    """Return the LLM replies of a greeting, an intake turn and the daily prompt.
+
+    The intake turn saves the profile, schedules the prompt at ``due`` and, with
+    ``transition``, moves the participant to FEEDBACK.
+    """
+    tools = [
+        (
+            "save_user_profile",
+            json.dumps(
+                {
+                    "habit_domain": "movement",
+                    "motivational_frame": "energy",
+                    "preferred_time": due.strftime("%H:%M"),
+                    "prompt_anchor": "after lunch",
+                }
+            ),
+        ),
+        (
+            "scheduler",
+            json.dumps(
+                {
+                    "action": "create",
+                    "type": "fixed",
+                    "fixed_time": due.strftime("%H:%M"),
+                    "timezone": "UTC",
+                }
+            ),
+        ),
+    ]
+    if transition:
+        tools.append(("transition_state", '{"target_state":"FEEDBACK"}'))
     return [
         ScriptedReply(content="Welcome! What habit would you like to build?"),
-        ScriptedReply(
-            tool_calls=[
-                (
-                    "save_user_profile",
-                    json.dumps(
-                        {
-                            "habit_domain": "movement",
-                            "motivational_frame": "energy",
-                            "preferred_time": due.strftime("%H:%M"),
-                            "prompt_anchor": "after lunch",
-                        }
-                    ),
-                ),
-                (
-                    "scheduler",
-                    json.dumps(
-                        {
-                            "action": "create",
-                            "type": "fixed",
-                            "fixed_time": due.strftime("%H:%M"),
-                            "timezone": "UTC",
-                        }
-                    ),
-                ),
-                ("transition_state", '{"target_state":"FEEDBACK"}'),
-            ]
-        ),
+        ScriptedReply(tool_calls=tools),
         ScriptedReply(content="All set! Your first prompt comes soon."),
-        ScriptedReply(content="After lunch, stand up and stretch for one minute."),
+        ScriptedReply(content=PROMPT_TEXT),
     ]
 
 
@@ -129,38 +145,100 @@ def count(service: ServiceProcess, body: str) -> int:
     return sum(1 for item in service.messages() if item.get("body") == body)
 
 
+STATE_QUERY = (
+    "SELECT f.state_data FROM flow_states AS f "
+    "JOIN conversation_participants AS p ON p.id = f.participant_id "
+    "WHERE p.phone_number = {placeholder}"
+)
+
+
+async def read_conversation_state(dsn: str) -> str:
+    """Read the participant's conversation state from the service's database.
+
+    It reads with a plain connection: opening the store while the service runs would
+    fail, because the service holds the database's instance lock.
+    """
+    if dsn.startswith("file:"):
+        path = dsn.removeprefix("file:").split("?", 1)[0]
+        connection = sqlite3.connect(path)
+        try:
+            row = connection.execute(
+                STATE_QUERY.format(placeholder="?"), (PARTICIPANT_PHONE,)
+            ).fetchone()
+        finally:
+            connection.close()
+    else:
+        import asyncpg
+
+        # The service's DSN carries its schema as a search_path query parameter,
+        # which libpq accepts and asyncpg does not.
+        parts = urlsplit(dsn)
+        query = parse_qs(parts.query)
+        schema = query.pop("search_path")[0]
+        plain = urlunsplit(parts._replace(query=urlencode(query, doseq=True)))
+        pg = await trio_asyncio.aio_as_trio(asyncpg.connect)(
+            plain, server_settings={"search_path": schema}
+        )
+        try:
+            row = await trio_asyncio.aio_as_trio(pg.fetchrow)(
+                STATE_QUERY.format(placeholder="$1"), PARTICIPANT_PHONE
+            )
+        finally:
+            await trio_asyncio.aio_as_trio(pg.close)()
+    assert row is not None
+    state = json.loads(row[0])
+    return str(state.get("conversationState", ""))
+
+
 async def run_flow(
     nursery: trio.Nursery, tmp: Path, dsn: str, due: datetime, results: dict
 ) -> None:
     async with open_fake_llm_server() as llm:
-        llm.script(*intake_script(due))
+        # The intake leaves the participant in INTAKE: the switch to FEEDBACK comes
+        # from the auto-feedback timer after the prompt.
+        llm.script(*intake_script(due, transition=False))
+        env = environment(
+            llm,
+            dsn,
+            AUTO_FEEDBACK_DELAY=f"{AUTO_FEEDBACK_SECONDS}s",
+            DAILY_PROMPT_REMINDER_DELAY=f"{REMINDER_SECONDS}s",
+        )
         service = await start_service(
-            nursery, tmp / "state", tmp / "out.jsonl", env=environment(llm, dsn)
+            nursery, tmp / "state", tmp / "out.jsonl", env=env
         )
         await enroll_and_schedule(service)
         await service.wait_for_output(
             lambda items: any(i.get("body", "").startswith("All set") for i in items)
         )
+        results["state_after_intake"] = await read_conversation_state(dsn)
         await service.wait_for_output(
-            lambda items: any("stretch" in i.get("body", "") for i in items),
+            lambda items: any(i.get("body") == PROMPT_TEXT for i in items),
             timeout=(due - datetime.now(UTC)).total_seconds() + 30,
         )
-        arrived = datetime.now(UTC)
+        results["arrived"] = datetime.now(UTC)
+        await service.wait_for_output(
+            lambda items: any(i.get("body") == REMINDER_TEXT for i in items),
+            timeout=REMINDER_SECONDS + 30,
+        )
+        results["reminded"] = datetime.now(UTC)
         async with service.client() as client:
             receipts = (await client.get("/receipts")).json()["result"]
             responses = (await client.get("/responses")).json()["result"]
         service.terminate()
         results["status"] = await service.wait()
-        results["arrived"] = arrived
         results["messages"] = service.messages()
         results["receipts"] = receipts
         results["responses"] = responses
         results["lock_exists"] = (tmp / "state" / "promptpipe.lock").exists()
+        results["state_at_end"] = await read_conversation_state(dsn)
 
 
 @pytest.mark.parametrize("lead", [15])
 async def test_service_end_to_end(tmp_path, asyncio_loop, lead) -> None:
-    """Enroll, intake through the LLM, and the daily prompt arrives at its time."""
+    """Enroll, intake, the prompt at its time, the switch to FEEDBACK, a reminder.
+
+    The reminder comes because the participant stays silent after the prompt.
+    """
     due = next_schedule_time(lead)
     schemas: list[str] = []
     dsn_pg = await postgres_dsn(schemas)
@@ -188,24 +266,38 @@ async def test_service_end_to_end(tmp_path, asyncio_loop, lead) -> None:
             ("text", "Welcome! What habit would you like to build?"),
             ("text", "All set! Your first prompt comes soon."),
         ], name
-        assert kinds[2:5] == [
-            ("text", "After lunch, stand up and stretch for one minute."),
+        assert kinds[2:6] == [
+            ("text", PROMPT_TEXT),
             ("poll", "Did you do it?"),
             ("poll", "How's the intensity?"),
+            ("text", REMINDER_TEXT),
         ], name
         assert due <= result["arrived"] < due + timedelta(seconds=10), name
+        reminder_delay = (result["reminded"] - result["arrived"]).total_seconds()
+        assert REMINDER_SECONDS - 1 <= reminder_delay < REMINDER_SECONDS + 5, name
+        assert result["state_after_intake"] == "INTAKE", name
+        assert result["state_at_end"] == "FEEDBACK", name
         assert all(item["to"] == PARTICIPANT_PHONE for item in result["messages"])
-        assert [r["status"] for r in result["receipts"]] == ["sent"] * 4, name
+        assert [r["status"] for r in result["receipts"]] == ["sent"] * 5, name
         assert [r["from"] for r in result["responses"]] == ["+15550102000"], name
         assert result["status"] == 0, name
         assert result["lock_exists"] is False, name
+
+
+async def wait_for_requests(llm: FakeLLMServer, count: int, timeout: float) -> None:
+    with trio.fail_after(timeout):
+        while len(llm.requests) < count:
+            await trio.sleep(0.1)
 
 
 async def run_kill(
     nursery: trio.Nursery, tmp: Path, dsn: str, due: datetime, results: dict
 ) -> None:
     async with open_fake_llm_server() as llm:
-        llm.script(*intake_script(due))
+        script = intake_script(due)
+        # The first process dies while it waits for the daily prompt's text.
+        script[-1] = ScriptedReply(content=PROMPT_TEXT, delay=300)
+        llm.script(*script)
         # The long interval keeps the intake reply queued in the outbox at the kill.
         first_env = environment(llm, dsn, OUTBOX_RECIPIENT_INTERVAL="10m")
         first = await start_service(
@@ -223,21 +315,38 @@ async def run_kill(
                 },
             )
             assert response.status_code == 202
+        # Greeting, intake turn, intake reply, then the prompt's text: the daily
+        # prompt's job is running once the fourth request is in.
+        wait = (due - datetime.now(UTC)).total_seconds() + 30
+        await wait_for_requests(llm, 4, timeout=wait)
+        async with first.client() as client:
+            # Accepted and recorded while the participant's actor is still busy.
+            response = await client.post(
+                "/console/inbound",
+                json={
+                    "from": "+15550102000",
+                    "text": "done it, thanks",
+                    "id": "wamid-busy",
+                },
+            )
+            assert response.status_code == 202
+        await trio.sleep(1)
         results["before_kill"] = first.messages()
-        await trio.sleep_until(
-            trio.current_time() + max((due - datetime.now(UTC)).total_seconds() - 3, 0)
-        )
         first.kill()
         results["kill_status"] = await first.wait()
 
-        await trio.sleep_until(
-            trio.current_time() + max((due - datetime.now(UTC)).total_seconds() + 2, 0)
+        llm.script(
+            ScriptedReply(content=PROMPT_TEXT),
+            ScriptedReply(content=FEEDBACK_TEXT, expects="done it, thanks"),
         )
         second = await start_service(
             nursery, tmp / "state", tmp / "out.jsonl", env=environment(llm, dsn)
         )
         await second.wait_for_output(
-            lambda items: any("stretch" in i.get("body", "") for i in items), timeout=30
+            lambda items: (
+                {PROMPT_TEXT, FEEDBACK_TEXT} <= {i.get("body") for i in items}
+            ),
+            timeout=30,
         )
         await trio.sleep(3)
         async with second.client() as client:
@@ -249,7 +358,11 @@ async def run_kill(
 
 
 async def test_kill_and_restart_send_each_message_once(tmp_path, asyncio_loop) -> None:
-    """kill -9 while a prompt is due and a reply is queued; each goes out once."""
+    """kill -9 mid-delivery; after a restart each message is handled exactly once.
+
+    At the kill a daily prompt is being generated, a reply waits in the outbox, and
+    an accepted inbound message waits for the participant's busy actor.
+    """
     due = next_schedule_time(20)
     schemas: list[str] = []
     dsn_pg = await postgres_dsn(schemas)
@@ -274,15 +387,17 @@ async def test_kill_and_restart_send_each_message_once(tmp_path, asyncio_loop) -
         before = [item.get("body") for item in result["before_kill"]]
         assert result["kill_status"] == -9, name
         assert "All set! Your first prompt comes soon." not in before, name
+        assert PROMPT_TEXT not in before, name
         assert bodies.count("Welcome! What habit would you like to build?") == 1, name
         assert bodies.count("All set! Your first prompt comes soon.") == 1, name
-        assert bodies.count("After lunch, stand up and stretch for one minute.") == 1, (
-            name
-        )
+        assert bodies.count(PROMPT_TEXT) == 1, name
+        assert bodies.count(FEEDBACK_TEXT) == 1, name
         acks = [b for b in bodies if b and b.startswith("📝")]
         assert len(acks) == 1, name
-        stranger = [r for r in result["responses"] if r["from"] == "+15550109999"]
-        assert len(stranger) == 1, name
+        senders = [r["from"] for r in result["responses"]]
+        assert senders.count("+15550109999") == 1, name
+        busy = [r for r in result["responses"] if r["body"] == "done it, thanks"]
+        assert len(busy) == 1, name
         assert result["status"] == 0, name
 
 

@@ -47,7 +47,8 @@ class ScriptedReply:
     ``thinking`` and ``content``; otherwise ``content`` is sent as it is. A ``status``
     other than 200 sends an OpenAI-style error body instead. ``raw_body`` replaces the
     whole response body, sent with the given status. ``delay`` is in seconds and runs
-    before anything is sent.
+    before anything is sent. With ``expects`` set, the reply is kept for a request
+    whose last user message contains that text.
     """
 
     content: str = ""
@@ -56,6 +57,7 @@ class ScriptedReply:
     status: int = 200
     delay: float = 0
     raw_body: str | None = None
+    expects: str | None = None
 
 
 UNSCRIPTED_REPLY: Final = ScriptedReply(status=500)
@@ -101,7 +103,11 @@ class FakeLLMServer:
     _call_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
 
     def script(self, *replies: ScriptedReply) -> None:
-        """Queue replies; each request takes the oldest one left."""
+        """Queue replies.
+
+        A request takes the oldest reply whose ``expects`` its last user message
+        contains, and otherwise the oldest reply without ``expects``.
+        """
         self._script.extend(replies)
 
     @property
@@ -109,8 +115,24 @@ class FakeLLMServer:
         """Return how many scripted replies no request has taken yet."""
         return len(self._script)
 
-    def _next_reply(self) -> ScriptedReply:
-        return self._script.popleft() if self._script else self.default_reply
+    def _next_reply(self, body: dict[str, Any]) -> ScriptedReply:
+        user_texts = [
+            message.get("content")
+            for message in body.get("messages", [])
+            if isinstance(message, dict) and message.get("role") == "user"
+        ]
+        last_user = user_texts[-1] if user_texts else None
+        text = last_user if isinstance(last_user, str) else ""
+        chosen = next(
+            (r for r in self._script if r.expects is not None and r.expects in text),
+            None,
+        )
+        if chosen is None:
+            chosen = next((r for r in self._script if r.expects is None), None)
+        if chosen is None:
+            return self.default_reply
+        self._script.remove(chosen)
+        return chosen
 
     def _completion_body(self, reply: ScriptedReply, model: Any) -> dict[str, Any]:
         content: str | None = reply.content
@@ -167,7 +189,7 @@ def _build_app(server: FakeLLMServer) -> QuartTrio:
             return Response("request body is not a JSON object", status=400)
         api_key = request.headers.get("Authorization", "").removeprefix("Bearer ")
         server.requests.append(RecordedRequest(body=body, api_key=api_key))
-        reply = server._next_reply()
+        reply = server._next_reply(body)
 
         await trio.sleep(reply.delay)
         headers = {"content-type": "application/json"}
