@@ -306,23 +306,26 @@ class Application:
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[Application]:
-        """Run the whole application: sender, actors, transport and inbox.
+        """Run the whole application: transport, actors, sender and inbox.
 
-        Start order: the outbox sender, the actor system (hooks, timers and
-        participants restored), the transport, the redelivery of unprocessed
-        messages, and only then the inbox, so no new message is routed before
-        recovery finished. ``ready`` is set when all of it runs. On exit the inbox
-        stops first, the actors finish their message in hand, and the sender drains
-        for the stop grace.
+        Start order: the transport, the actor system (hooks, timers and participants
+        restored), the outbox sender, the redelivery of unprocessed messages, and
+        only then the inbox, so no new message is routed before recovery finished;
+        inbound events that arrive meanwhile wait in the bounded event channel.
+        ``ready`` is set when all of it runs. On exit the inbox stops first, the
+        actors finish their message in hand, the sender drains what they wrote for
+        the rest of the stop grace, and the transport stops last.
         """
         events_send, events_receive = trio.open_memory_channel[InboundEvent](
             INBOUND_QUEUE_SIZE
         )
         async with trio.open_nursery() as nursery:
-            await nursery.start(self.sender.run)
+            await nursery.start(self.transport.run, events_send)
             stopping_since = trio.current_time()
             async with self.open_actors():
-                await nursery.start(self.transport.run, events_send)
+                # The sender lives in the outer nursery, so it outlives the actors
+                # and can drain the messages they committed while stopping.
+                await nursery.start(self.sender.run)
                 inbox_scope = trio.CancelScope()
 
                 async def run_inbox(task_status: trio.TaskStatus[None]) -> None:
