@@ -110,18 +110,32 @@ def _format_timestamp(created: float) -> str:
 
 def _format_text_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str)
-    if text == "" or any(char.isspace() or char in '"=' for char in text):
+    if text == "" or not text.isprintable() or any(c in ' "=' for c in text):
         return json.dumps(text)
     return text
 
 
+def _escape_controls(text: str) -> str:
+    """Escape control characters, so text from a request cannot start a log line."""
+    if text.isprintable():
+        return text
+    return "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in text
+    )
+
+
 class TextFormatter(logging.Formatter):
-    """One line per record: time, level, logger, message, then ``key=value`` extras."""
+    """One line per record: time, level, logger, message, then ``key=value`` extras.
+
+    Control characters in the message (a newline in a request path, say) are
+    escaped; only a traceback or stack appended after the line spans more lines.
+    """
 
     def format(self, record: logging.LogRecord) -> str:
         line = (
             f"{_format_timestamp(record.created)} {record.levelname:<7} "
-            f"{record.name}: {record.getMessage()}"
+            f"{record.name}: {_escape_controls(record.getMessage())}"
         )
         for key, value in extra_fields(record).items():
             line += f" {key}={_format_text_value(value)}"

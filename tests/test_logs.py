@@ -181,6 +181,20 @@ def test_text_formatter_line() -> None:
     )
 
 
+def test_text_formatter_escapes_control_characters() -> None:
+    record = _record(
+        "rejected GET %s", "/x\n2026-12-04 ERROR forged\x00", path="/a\x00\rb"
+    )
+    line = TextFormatter().format(record)
+
+    assert "\n" not in line
+    assert "\x00" not in line
+    assert "\r" not in line
+    assert line.endswith(
+        'rejected GET /x\\n2026-12-04 ERROR forged\\x00 path="/a\\u0000\\rb"'
+    )
+
+
 def test_configure_logging_json_output(restore_root_logger: None) -> None:
     stream = io.StringIO()
     configure_logging("info", "json", stream=stream)
