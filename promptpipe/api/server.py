@@ -17,6 +17,13 @@ from typing import Final
 import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
+from hypercorn.typing import (
+    ASGIFramework,
+    ASGIReceiveCallable,
+    ASGISendCallable,
+    ASGISendEvent,
+    Scope,
+)
 from quart_trio import QuartTrio
 
 from promptpipe.errors import ConfigError
@@ -79,6 +86,29 @@ def _bind_address(host: str, port: int) -> str:
     return f"{host}:{port}"
 
 
+def _with_shielded_send(app: QuartTrio) -> ASGIFramework:
+    """Wrap ``app`` so that each ASGI ``send`` finishes even if its task is cancelled.
+
+    quart-trio cancels a request's task as soon as the response body is sent. With
+    hypercorn 0.18's trio worker, the last ``send`` is also where hypercorn closes a
+    connection that must close (``Connection: close``) or arms its keep-alive timer,
+    so the cancellation interrupted that step and left the socket open until the
+    client hung up. Shielding the ``send`` lets it complete. hypercorn already
+    shields its own socket writes, so this adds no new way to block.
+    """
+
+    async def shielded_app(
+        scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        async def shielded_send(message: ASGISendEvent) -> None:
+            with trio.CancelScope(shield=True):
+                await send(message)
+
+        await app(scope, receive, shielded_send)
+
+    return shielded_app
+
+
 def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> Config:
     config = Config()
     config.bind = [_bind_address(host, port)]
@@ -112,7 +142,7 @@ async def serve_api(
 
     async def started(task_status: trio.TaskStatus[list[str]]) -> None:
         await serve(
-            quart_app,
+            _with_shielded_send(quart_app),
             config,
             shutdown_trigger=shutdown_trigger,
             task_status=task_status,

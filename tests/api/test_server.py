@@ -146,3 +146,33 @@ async def test_server_cancels_hung_request_after_grace(memory_store) -> None:
         api.transport.release_sends()
 
     assert elapsed < 3
+
+
+async def _seconds_until_server_closes(url: str, request: bytes) -> float:
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    stream = await trio.open_tcp_stream(host, int(port))
+    started = trio.current_time()
+    async with stream:
+        await stream.send_all(request)
+        with trio.fail_after(20):
+            while await stream.receive_some(65536):
+                pass
+    return trio.current_time() - started
+
+
+async def test_server_closes_connection_close_at_once(memory_store) -> None:
+    request = b"GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+    async with open_api(memory_store) as api, open_server(api) as (url, _, _):
+        seconds = await _seconds_until_server_closes(url, request)
+
+    assert seconds < 2
+
+
+@pytest.mark.slow
+async def test_server_closes_idle_keep_alive(memory_store) -> None:
+    request = b"GET /health HTTP/1.1\r\nHost: t\r\n\r\n"
+    async with open_api(memory_store) as api, open_server(api) as (url, _, _):
+        seconds = await _seconds_until_server_closes(url, request)
+
+    # hypercorn's default keep-alive timeout is 5 seconds.
+    assert 4 < seconds < 8
