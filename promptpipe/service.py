@@ -3,7 +3,8 @@
 Start order: state-directory lock, store (migrations applied), transport, LLM client,
 then the application (transport events, actor system with every participant and
 queued job restored, outbox sender, redelivery of unprocessed messages, inbound path)
-and finally the HTTP server. The lock is taken before trio starts. One log line reports readiness with the address.
+and finally the HTTP server. The lock is taken before trio starts. One log line
+reports readiness with the address.
 
 Stop: the first SIGINT or SIGTERM starts a graceful shutdown. HTTP stops accepting
 (in-flight requests get five seconds), the inbox stops, then actors finish the
