@@ -289,9 +289,15 @@ def _postgres_url(base: str, database: str, *, sslmode: str | None = None) -> st
 
 @pytest.fixture
 def postgres_database() -> Iterator[str]:
-    """Create a throwaway database and yield its URL for lib/pq (SSL off)."""
+    """Create a throwaway database and yield its URL for lib/pq (SSL off).
+
+    The name starts with the name of the test database, so a database left behind by
+    an interrupted run shows which run created it.
+    """
     base = require_postgres()
-    name = f"pp_wa_{uuid.uuid4().hex[:12]}"
+    base_name = urlsplit(base).path.lstrip("/") or "postgres"
+    # PostgreSQL truncates identifiers to 63 bytes.
+    name = f"{base_name[:40]}_wa_{uuid.uuid4().hex[:12]}"
 
     async def execute(statement: str) -> None:
         connection = await asyncpg.connect(base)
@@ -349,10 +355,12 @@ def test_create_device_store_postgres_keyword_dsn(postgres_database: str) -> Non
 
 @pytest.mark.postgres
 def test_create_device_store_postgres_missing_database(postgres_database: str) -> None:
-    missing = postgres_database.replace("/pp_wa_", "/pp_wa_missing_")
+    parts = urlsplit(postgres_database)
+    missing_name = parts.path.lstrip("/") + "_missing"
+    missing = urlunsplit(parts._replace(path=f"/{missing_name}"))
 
     with pytest.raises(
-        StoreError, match=r'database "pp_wa_missing_\w+" does not exist'
+        StoreError, match=f'database "{re.escape(missing_name)}" does not exist'
     ):
         create_device_store(missing)
 
