@@ -26,6 +26,13 @@ admitted calls to return. Sends also require the CONNECTED state. ``stop()`` and
 ``NewClient`` objects must never share a client id, because each one calls the Go
 ``Stop(id)`` when garbage-collected, which would end the other's session.
 
+LID senders. WhatsApp may identify a sender only by a LID. A LID missing from the
+in-memory ``LidCache`` is looked up with ``get_pn_from_lid``. In neonize 0.5.2 that
+reads whatsmeow's LID map (the ``whatsmeow_lid_map`` table in the device store, cached
+in memory) and does not contact WhatsApp. The lookup runs on the Go callback thread
+behind the gate, like poll vote decryption. A sender that stays unresolved has no
+phone, and the inbox drops its messages.
+
 Why not a child process. Running neonize in a supervised subprocess would contain the
 aborts, but it needs an event protocol with backpressure across the process boundary
 and a second copy of the LID cache and shutdown logic. The gate removes the known
@@ -74,6 +81,7 @@ from neonize.events import MessageEv, ReceiptEv
 from neonize.exc import NeonizeError
 from neonize.proto.waE2E.WAWebProtobufsE2E_pb2 import Message as WAMessage
 from neonize.utils.enum import ChatPresence, ChatPresenceMedia, VoteType
+from neonize.utils.jid import build_jid
 from neonize.utils.log import stream_handler
 
 from promptpipe.errors import (
@@ -102,6 +110,7 @@ from promptpipe.transport.whatsapp_events import (
     SessionAction,
     describe_connection_event,
     log_extra,
+    phone_from_jid,
     recipient_jid,
     timestamp_to_datetime,
     translate_message,
@@ -198,6 +207,8 @@ class NeonizeClient(Protocol):
     ) -> None: ...
 
     def decrypt_poll_vote(self, message: Any) -> Any: ...
+
+    def get_pn_from_lid(self, jid: Any) -> Any: ...
 
 
 # ---------------------------------------------------------------------------
@@ -429,6 +440,7 @@ class WhatsAppTransport:
                 event,
                 decrypt_poll_vote=self._decrypt_poll_vote,
                 lid_cache=self._lid_cache,
+                lookup_phone=self._lookup_phone_for_lid,
             )
         except Exception:
             # An exception must not unwind into the Go callback; it would only be
@@ -445,7 +457,11 @@ class WhatsAppTransport:
     def _on_receipt(self, _client: object, event: Any) -> None:
         self._gate.mark_ready()
         try:
-            receipt = translate_receipt(event, lid_cache=self._lid_cache)
+            receipt = translate_receipt(
+                event,
+                lid_cache=self._lid_cache,
+                lookup_phone=self._lookup_phone_for_lid,
+            )
         except Exception:
             logger.exception(
                 "cannot translate WhatsApp receipt",
@@ -518,6 +534,43 @@ class WhatsAppTransport:
             with map_neonize_errors("poll vote decryption", hint="the vote is dropped"):
                 vote = self._client.decrypt_poll_vote(event)
         return tuple(bytes(option) for option in vote.selectedOptions)
+
+    def _lookup_phone_for_lid(self, lid: str) -> str | None:
+        """Look up the phone of LID user id ``lid`` in whatsmeow's LID map.
+
+        Returns None when the gate does not admit the call, the map has no phone for
+        ``lid`` or the lookup fails. Failures are logged with the LID masked.
+        """
+        masked_lid = mask_phone(lid)
+        with self._gate.admit() as admitted:
+            if not admitted:
+                logger.debug(
+                    "WhatsApp LID %s not looked up: the session is not ready for calls",
+                    masked_lid,
+                    extra=log_extra("whatsapp_lid_lookup_skipped"),
+                )
+                return None
+            try:
+                with map_neonize_errors(
+                    "LID lookup", hint="the sender stays without a phone number"
+                ):
+                    address = self._client.get_pn_from_lid(build_jid(lid, LID_SERVER))
+            except TransportError as exc:
+                logger.warning(
+                    "WhatsApp sender LID %s not resolved: %s",
+                    masked_lid,
+                    exc,
+                    extra=log_extra("whatsapp_lid_lookup_failed"),
+                )
+                return None
+        phone = phone_from_jid(address)
+        if phone is None:
+            logger.info(
+                "no phone number found for WhatsApp LID %s",
+                masked_lid,
+                extra=log_extra("whatsapp_lid_unknown"),
+            )
+        return phone
 
     # -- trio side --------------------------------------------------------
 

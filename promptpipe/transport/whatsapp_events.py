@@ -2,7 +2,8 @@
 
 This module translates messages, poll votes, delivery receipts and connection events,
 and contains the JID helpers and the phone-to-LID cache that sends also use. It never
-calls the neonize client: the transport passes in the function that decrypts votes.
+calls the neonize client: the transport passes in the functions that decrypt votes and
+look up the phone of a LID.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ BROADCAST_SERVER: Final = "broadcast"
 _MILLISECOND_TIMESTAMP_FLOOR: Final = 10**11  # 10**11 s is year 5138, 10**11 ms 1973
 
 PollVoteDecryptor = Callable[[Any], Sequence[bytes]]
+# A function from a LID user id to the canonical phone stored for it, or None.
+LidPhoneLookup = Callable[[str], str | None]
 
 
 def log_extra(
@@ -119,13 +122,35 @@ def _jid_user(jid: Any) -> tuple[str, str] | None:
     return user, server
 
 
+def _canonical_sender_phone(user: str) -> str | None:
+    """Return ``user`` (of a JID on a phone server) as a canonical phone, else None."""
+    try:
+        return canonicalize_phone(user)
+    except InvalidPhoneError:
+        logger.warning(
+            "WhatsApp sender address %s is not a phone number",
+            mask_phone(user),
+            extra=log_extra("whatsapp_sender_invalid"),
+        )
+        return None
+
+
+def phone_from_jid(jid: Any) -> str | None:
+    """Return the canonical phone of a neonize JID on a phone server, else None."""
+    address = _jid_user(jid)
+    if address is None or address[1] not in PHONE_SERVERS:
+        return None
+    return _canonical_sender_phone(address[0])
+
+
 def _resolve_sender(
-    source: Any, lid_cache: LidCache | None
+    source: Any, lid_cache: LidCache | None, lookup_phone: LidPhoneLookup | None
 ) -> tuple[str | None, str | None]:
     """Return the sender's canonical phone and LID user id (either may be None).
 
     The alternate sender address is tried before the sender address; the first on a
-    phone server gives the phone. A LID-only sender resolves through the cache.
+    phone server gives the phone. A LID-only sender resolves through the cache, else
+    through ``lookup_phone``.
     """
     alternate = _jid_user(source.SenderAlt)
     primary = _jid_user(source.Sender)
@@ -133,14 +158,7 @@ def _resolve_sender(
     phone = None
     for candidate in (alternate, primary):
         if candidate is not None and candidate[1] in PHONE_SERVERS:
-            try:
-                phone = canonicalize_phone(candidate[0])
-            except InvalidPhoneError:
-                logger.warning(
-                    "WhatsApp sender address %s is not a phone number",
-                    mask_phone(candidate[0]),
-                    extra=log_extra("whatsapp_sender_invalid"),
-                )
+            phone = _canonical_sender_phone(candidate[0])
             break
 
     lid = None
@@ -150,6 +168,8 @@ def _resolve_sender(
         lid = alternate[0]
     if phone is None and lid is not None and lid_cache is not None:
         phone = lid_cache.phone_for_lid(lid)
+    if phone is None and lid is not None and lookup_phone is not None:
+        phone = lookup_phone(lid)
     return phone, lid
 
 
@@ -206,14 +226,17 @@ def translate_message(
     *,
     decrypt_poll_vote: PollVoteDecryptor | None = None,
     lid_cache: LidCache | None = None,
+    lookup_phone: LidPhoneLookup | None = None,
 ) -> InboundMessage | None:
     """Translate a neonize ``MessageEv`` into an InboundMessage.
 
     Text comes from ``conversation``, else from the extended text; a poll update
     becomes a ``PollVote`` whose hashes ``decrypt_poll_vote(event)`` returns (it
     raises TransportError on failure). Group, broadcast and own messages are returned
-    flagged, so the inbox can ignore them. A sender that writes from a LID updates
-    ``lid_cache``.
+    flagged, so the inbox can ignore them. A LID-only sender missing from
+    ``lid_cache`` resolves through ``lookup_phone``, except in those flagged messages;
+    else ``sender_phone`` is None. A sender that writes from a LID and resolves to a
+    phone updates ``lid_cache``.
 
     Returns:
         The message, or None for other message types and undecryptable or empty votes.
@@ -229,8 +252,12 @@ def translate_message(
         if vote is None:
             return None
 
-    phone, lid = _resolve_sender(source, lid_cache)
     is_from_me = bool(source.IsFromMe)
+    is_group = bool(source.IsGroup) or str(source.Chat.Server) == GROUP_SERVER
+    is_broadcast = _is_broadcast(source.Chat)
+    # The inbox ignores these messages, so their senders need no lookup.
+    ignored = is_from_me or is_group or is_broadcast
+    phone, lid = _resolve_sender(source, lid_cache, None if ignored else lookup_phone)
     if (
         phone is not None
         and lid is not None
@@ -245,8 +272,8 @@ def translate_message(
         timestamp=timestamp_to_datetime(int(info.Timestamp)),
         text=text,
         poll_vote=vote,
-        is_group=bool(source.IsGroup) or str(source.Chat.Server) == GROUP_SERVER,
-        is_broadcast=_is_broadcast(source.Chat),
+        is_group=is_group,
+        is_broadcast=is_broadcast,
         is_from_me=is_from_me,
         push_name=str(info.Pushname),
     )
@@ -256,19 +283,23 @@ _RECEIPT_STATUSES: Final = {Receipt.DELIVERED: "delivered", Receipt.READ: "read"
 
 
 def translate_receipt(
-    event: Any, *, lid_cache: LidCache | None = None
+    event: Any,
+    *,
+    lid_cache: LidCache | None = None,
+    lookup_phone: LidPhoneLookup | None = None,
 ) -> DeliveryReceipt | None:
     """Translate a neonize ``ReceiptEv`` into a DeliveryReceipt.
 
     Only delivered and read receipts count; read-self, played and the other types
     return None, as does a receipt without message ids. A LID sender resolves to the
-    phone through ``lid_cache`` when possible, else ``sender_phone`` is None.
+    phone through ``lid_cache``, else through ``lookup_phone``, else ``sender_phone``
+    is None. Receipts do not update ``lid_cache``.
     """
     status = _RECEIPT_STATUSES.get(event.Type)
     if status is None or not event.MessageIDs:
         return None
 
-    phone, _ = _resolve_sender(event.MessageSource, lid_cache)
+    phone, _ = _resolve_sender(event.MessageSource, lid_cache, lookup_phone)
     return DeliveryReceipt(
         wire_ids=tuple(str(message_id) for message_id in event.MessageIDs),
         sender_phone=phone,

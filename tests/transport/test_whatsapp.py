@@ -19,6 +19,7 @@ import socket
 import sqlite3
 import threading
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,7 +29,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 import trio
+from neonize.client import NewClient
 from neonize.events import (
+    EVENT_TO_INT,
     ConnectedEv,
     DisconnectedEv,
     LoggedOutEv,
@@ -38,7 +41,12 @@ from neonize.events import (
     StreamReplacedEv,
     TemporaryBanEv,
 )
-from neonize.exc import DecryptPollVoteError, NeonizeError, SendMessageError
+from neonize.exc import (
+    DecryptPollVoteError,
+    GetJIDFromStoreError,
+    NeonizeError,
+    SendMessageError,
+)
 from neonize.proto.Neonize_pb2 import (
     JID,
     ConnectFailureReason,
@@ -97,6 +105,7 @@ LID = "98765432109876"
 MS_TIMESTAMP = 1_760_000_000_123
 EXPECTED_MS_TIME = datetime(2025, 10, 9, 8, 53, 20, 123000, tzinfo=UTC)
 EXPECTED_S_TIME = datetime(2025, 10, 9, 8, 53, 20, tzinfo=UTC)
+MASKED_LID = "**********9876"
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -366,6 +375,120 @@ def test_create_device_store_postgres_missing_database(postgres_database: str) -
 
 
 # ---------------------------------------------------------------------------
+# Real neonize client, never connected
+# ---------------------------------------------------------------------------
+
+# NewClient methods that call into Go and need a running session. connect() would dial
+# WhatsApp. Before connect the others fail ("client is nil") or abort the process.
+GO_SESSION_METHODS = (
+    "connect",
+    "send_message",
+    "build_poll_vote_creation",
+    "send_chat_presence",
+    "decrypt_poll_vote",
+    "get_pn_from_lid",
+)
+
+
+def record_go_session_calls(
+    monkeypatch: pytest.MonkeyPatch, client: NewClient
+) -> list[str]:
+    """Replace the client's session methods with ones that record and raise."""
+    calls: list[str] = []
+
+    def recorder(name: str) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            calls.append(name)
+            raise AssertionError(f"NewClient.{name} called before connect")
+
+        return call
+
+    for name in GO_SESSION_METHODS:
+        monkeypatch.setattr(client, name, recorder(name))
+    return calls
+
+
+def deliver_through_neonize(client: NewClient, event: Any) -> None:
+    """Call the handler neonize registered for ``event``, as its Go callback does.
+
+    neonize's ``Event.execute`` would first parse the event from bytes, which needs
+    every proto2 required field set, so this starts from its handler table.
+    """
+    handler = client.event.list_func[EVENT_TO_INT[type(event)]]
+    assert isinstance(handler, weakref.WeakMethod)
+    method = handler()
+    assert method is not None
+    method(client, event)
+
+
+async def check_real_client_stays_offline(
+    dsn: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run the production transport on an empty store; it must never connect."""
+    # A client id of its own: a collected NewClient stops the Go client of its id.
+    client_id = f"pp-test-{uuid.uuid4().hex[:12]}"
+    transport = WhatsAppTransport(dsn, client_id=client_id)
+    client = transport._client
+    assert isinstance(client, NewClient)
+    assert client.uuid == client_id.encode()
+    assert client.name == device_store_name(dsn)
+    assert client.connected is False
+    assert EVENT_TO_INT[MessageEv] in client.event.list_func
+    assert EVENT_TO_INT[ConnectedEv] in client.event.list_func
+    go_calls = record_go_session_calls(monkeypatch, client)
+    assert transport.state is ConnectionState.DISCONNECTED
+
+    with pytest.raises(
+        TransportNotConnectedError,
+        match=r"^WhatsApp is not connected \(state disconnected\); the message was "
+        r"not sent, retry later$",
+    ):
+        await transport.send_text(PHONE, "hello")
+    await transport.send_typing(PHONE, True)
+    deliver_through_neonize(
+        client, message_event(Message(conversation="hi"), sender=jid(LID, "lid"))
+    )
+
+    send, _receive = trio.open_memory_channel[InboundEvent](1)
+    with pytest.raises(
+        TransportNotConnectedError,
+        match=r"^no WhatsApp device is linked in .+; run `promptpipe login` first$",
+    ):
+        await transport.run(send)
+    with pytest.raises(TransportStoppedError):
+        await transport.send_poll(PHONE, "Q?", ("A", "B"))
+
+    assert go_calls == []
+    assert client.connected is False
+    assert transport.state is ConnectionState.DISCONNECTED
+
+
+async def test_real_client_sqlite_never_connects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "whatsmeow.db"
+
+    await check_real_client_stays_offline(sqlite_dsn(path), monkeypatch)
+
+    tables = table_names(path)
+    assert "whatsmeow_device" in tables
+    assert "whatsmeow_lid_map" in tables
+
+
+@pytest.mark.postgres
+async def test_real_client_postgres_never_connects(
+    postgres_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await check_real_client_stays_offline(postgres_database, monkeypatch)
+
+    tables = await trio.to_thread.run_sync(
+        _postgres_whatsmeow_tables, postgres_database
+    )
+    assert "whatsmeow_device" in tables
+    assert "whatsmeow_lid_map" in tables
+
+
+# ---------------------------------------------------------------------------
 # Event translation
 # ---------------------------------------------------------------------------
 
@@ -579,6 +702,75 @@ def test_translate_message_known_lid_sender_resolved() -> None:
     assert inbound.sender_phone == PHONE
 
 
+def test_translate_message_lid_lookup_on_cache_miss() -> None:
+    cache = LidCache()
+    looked_up: list[str] = []
+
+    def lookup(lid: str) -> str | None:
+        looked_up.append(lid)
+        return PHONE
+
+    event = message_event(Message(conversation="hello"), sender=jid(LID, "lid", 3))
+    inbound = translate_message(event, lid_cache=cache, lookup_phone=lookup)
+
+    assert inbound is not None
+    assert inbound.sender_phone == PHONE
+    assert looked_up == [LID]
+    assert cache.lid_for_phone(PHONE) == LID
+
+
+def test_translate_message_lid_lookup_none_unresolved() -> None:
+    cache = LidCache()
+    event = message_event(Message(conversation="hello"), sender=jid(LID, "lid"))
+
+    inbound = translate_message(event, lid_cache=cache, lookup_phone=lambda lid: None)
+
+    assert inbound is not None
+    assert inbound.sender_phone is None
+    assert cache.phone_for_lid(LID) is None
+
+
+def test_translate_message_cached_lid_skips_lookup() -> None:
+    cache = LidCache()
+    cache.remember(PHONE, LID)
+    looked_up: list[str] = []
+
+    def lookup(lid: str) -> str | None:
+        looked_up.append(lid)
+        return None
+
+    event = message_event(Message(conversation="hello"), sender=jid(LID, "lid"))
+    inbound = translate_message(event, lid_cache=cache, lookup_phone=lookup)
+
+    assert inbound is not None
+    assert inbound.sender_phone == PHONE
+    assert looked_up == []
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        {"is_from_me": True},
+        {"is_group": True, "chat": jid("120363000", "g.us")},
+        {"chat": jid("status", "broadcast")},
+    ],
+    ids=["own", "group", "broadcast"],
+)
+def test_translate_message_ignored_message_skips_lookup(flags: dict[str, Any]) -> None:
+    looked_up: list[str] = []
+
+    def lookup(lid: str) -> str | None:
+        looked_up.append(lid)
+        return PHONE
+
+    event = message_event(Message(conversation="hi"), sender=jid(LID, "lid"), **flags)
+    inbound = translate_message(event, lid_cache=LidCache(), lookup_phone=lookup)
+
+    assert inbound is not None
+    assert inbound.sender_phone is None
+    assert looked_up == []
+
+
 @pytest.mark.parametrize("server", ["s.whatsapp.net", "c.us"])
 def test_translate_message_device_suffix_removed(server: str) -> None:
     event = message_event(Message(conversation="hi"), sender=jid(PHONE, server, 12))
@@ -645,6 +837,20 @@ def test_translate_receipt_lid_sender_resolved_through_cache() -> None:
 
     assert receipt is not None
     assert receipt.sender_phone == PHONE
+
+
+def test_translate_receipt_lid_sender_resolved_through_lookup() -> None:
+    cache = LidCache()
+
+    receipt = translate_receipt(
+        receipt_event(Receipt.READ, sender=jid(LID, "lid", 1)),
+        lid_cache=cache,
+        lookup_phone={LID: PHONE}.get,
+    )
+
+    assert receipt is not None
+    assert receipt.sender_phone == PHONE
+    assert cache.lid_for_phone(PHONE) is None
 
 
 def test_translate_receipt_unknown_lid_sender_unresolved() -> None:
@@ -797,6 +1003,8 @@ class FakeNeonizeClient:
         self.connect_error: Exception | None = None
         self.connect_script: Callable[[], None] | None = None
         self.send_error: Exception | None = None
+        self.phone_by_lid: dict[str, str] = {}
+        self.lid_lookup_error: Exception | None = None
         self.connected = threading.Event()
         self.stopped = threading.Event()
         self._stop = threading.Event()
@@ -849,6 +1057,22 @@ class FakeNeonizeClient:
     def decrypt_poll_vote(self, message: Any) -> Any:
         self._record("decrypt_poll_vote", message)
         raise DecryptPollVoteError("message secret not found")
+
+    def get_pn_from_lid(self, jid: JID) -> JID:
+        self._record("get_pn_from_lid", jid)
+        if self.lid_lookup_error is not None:
+            raise self.lid_lookup_error
+        phone = self.phone_by_lid.get(jid.User)
+        # whatsmeow returns an empty JID when its LID map has no entry for the LID.
+        return JID(User=phone, Server="s.whatsapp.net") if phone else JID()
+
+    def lid_lookups(self) -> list[tuple[str, str]]:
+        with self._lock:
+            return [
+                (args[0].User, args[0].Server)
+                for name, args in self.calls
+                if name == "get_pn_from_lid"
+            ]
 
     def fire(self, event: Any) -> threading.Thread:
         """Deliver ``event`` from a new plain thread, as Go's callback thread does."""
@@ -1140,6 +1364,117 @@ async def test_inbound_poll_vote_decrypt_failure_dropped(tmp_path: Path) -> None
         assert isinstance(inbound, InboundMessage)
         assert inbound.text == "after"
         nursery.cancel_scope.cancel()
+
+
+async def receive_message(running: RunningTransport, event: MessageEv) -> Any:
+    """Fire ``event`` and return what reaches the channel, acknowledged."""
+    thread = running.client.fire(event)
+    with trio.fail_after(5):
+        inbound = await running.receive.receive()
+    inbound.acknowledge()
+    await join(thread)
+    return inbound
+
+
+def lid_message(text: str) -> MessageEv:
+    return message_event(Message(conversation=text), sender=jid(LID, "lid", 3))
+
+
+def logged_text(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(record.getMessage() for record in caplog.records)
+
+
+async def test_inbound_lid_sender_resolved_by_lookup(tmp_path: Path) -> None:
+    client = FakeNeonizeClient()
+    client.phone_by_lid[LID] = PHONE
+    async with trio.open_nursery() as nursery:
+        running = await start_connected(nursery, linked_store(tmp_path), client)
+
+        first = await receive_message(running, lid_message("one"))
+        second = await receive_message(running, lid_message("two"))
+
+        assert isinstance(first, InboundMessage)
+        assert first.sender_phone == PHONE
+        assert isinstance(second, InboundMessage)
+        assert second.sender_phone == PHONE
+        # The first lookup fills the cache, so the second message needs none.
+        assert client.lid_lookups() == [(LID, "lid")]
+        assert running.transport.lid_cache.lid_for_phone(PHONE) == LID
+        nursery.cancel_scope.cancel()
+
+
+async def test_inbound_lid_sender_unknown_unresolved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = FakeNeonizeClient()
+    async with trio.open_nursery() as nursery:
+        running = await start_connected(nursery, linked_store(tmp_path), client)
+
+        with caplog.at_level(logging.INFO, logger="promptpipe.transport.whatsapp"):
+            inbound = await receive_message(running, lid_message("hello"))
+
+        assert isinstance(inbound, InboundMessage)
+        assert inbound.sender_phone is None
+        assert client.lid_lookups() == [(LID, "lid")]
+        assert running.transport.lid_cache.phone_for_lid(LID) is None
+        assert f"no phone number found for WhatsApp LID {MASKED_LID}" in (
+            logged_text(caplog)
+        )
+        assert LID not in logged_text(caplog)
+        nursery.cancel_scope.cancel()
+
+
+async def test_inbound_lid_lookup_error_unresolved(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = FakeNeonizeClient()
+    client.lid_lookup_error = GetJIDFromStoreError(
+        f"failed to get PN for LID {LID}@lid: database is locked"
+    )
+    async with trio.open_nursery() as nursery:
+        running = await start_connected(nursery, linked_store(tmp_path), client)
+
+        with caplog.at_level(logging.WARNING, logger="promptpipe.transport.whatsapp"):
+            inbound = await receive_message(running, lid_message("hello"))
+
+        assert isinstance(inbound, InboundMessage)
+        assert inbound.text == "hello"
+        assert inbound.sender_phone is None
+        assert client.lid_lookups() == [(LID, "lid")]
+        assert (
+            f"WhatsApp sender LID {MASKED_LID} not resolved: WhatsApp LID lookup "
+            f"failed: failed to get PN for LID {MASKED_LID}@lid: database is locked; "
+            "the sender stays without a phone number"
+        ) in logged_text(caplog)
+        assert LID not in logged_text(caplog)
+        nursery.cancel_scope.cancel()
+
+
+async def test_inbound_receipt_lid_sender_resolved_by_lookup(tmp_path: Path) -> None:
+    client = FakeNeonizeClient()
+    client.phone_by_lid[LID] = PHONE
+    async with trio.open_nursery() as nursery:
+        running = await start_connected(nursery, linked_store(tmp_path), client)
+
+        thread = client.fire(receipt_event(Receipt.READ, sender=jid(LID, "lid", 1)))
+        with trio.fail_after(5):
+            receipt = await running.receive.receive()
+        await join(thread)
+
+        assert isinstance(receipt, DeliveryReceipt)
+        assert receipt.sender_phone == PHONE
+        assert client.lid_lookups() == [(LID, "lid")]
+        nursery.cancel_scope.cancel()
+
+
+async def test_lid_lookup_before_run_skips_client() -> None:
+    client = FakeNeonizeClient()
+    client.phone_by_lid[LID] = PHONE
+    make_transport("file:/nonexistent/never.db", client)
+
+    await join(client.fire(lid_message("hello")))
+
+    assert client.lid_lookups() == []
 
 
 async def test_logged_out_fails_sends_with_login_hint(tmp_path: Path) -> None:
