@@ -143,6 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_login = _load_entry_point(
             "promptpipe.transport.whatsapp_login", "run_login"
         )
-        return run_login(settings)
+        from promptpipe.service import take_state_lock
+
+        lock = take_state_lock(settings.state_dir)
+        if lock is None:
+            return 1
+        try:
+            status: int = run_login(settings)
+        finally:
+            lock.release()
+        return status
     run_service = _load_entry_point("promptpipe.service", "run_service")
     return run_service(settings)

@@ -23,6 +23,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Final
 
 import trio
@@ -35,7 +36,7 @@ from promptpipe.errors import ConfigError, PromptPipeError
 from promptpipe.flow.context import FlowSettings
 from promptpipe.flow.prompts import load_system_prompts
 from promptpipe.llm.base import ChatModel
-from promptpipe.lock import acquire_state_lock
+from promptpipe.lock import StateLock, acquire_state_lock
 from promptpipe.messaging.pacing import CONSOLE_PACING, WHATSAPP_PACING, PacingPolicy
 from promptpipe.metrics import InstrumentedChatModel, Metrics
 from promptpipe.scheduling.cron import parse_default_cron
@@ -341,6 +342,25 @@ def find_app_error(exc: BaseException) -> PromptPipeError | None:
     return None
 
 
+def take_state_lock(state_dir: Path) -> StateLock | None:
+    """Take the state-directory lock, or print why not and return ``None``.
+
+    ``serve`` and ``login`` both hold it, because both write the state directory
+    (the login writes the WhatsApp device database).
+    """
+    try:
+        return acquire_state_lock(state_dir)
+    except PromptPipeError as exc:
+        print(f"promptpipe: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(
+            f"promptpipe: error: cannot create the lock file in {state_dir}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+    return None
+
+
 def run_service(settings: Settings) -> int:
     """Run the service until a signal stops it; return the exit status."""
     gc.set_threshold(*GC_THRESHOLDS)
@@ -348,17 +368,8 @@ def run_service(settings: Settings) -> int:
         logger.info(
             "loaded settings from %s", settings.env_file, extra={"event": "env_loaded"}
         )
-    try:
-        lock = acquire_state_lock(settings.state_dir)
-    except PromptPipeError as exc:
-        print(f"promptpipe: error: {exc}", file=sys.stderr)
-        return 1
-    except OSError as exc:
-        print(
-            f"promptpipe: error: cannot create the lock file in {settings.state_dir}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-        )
+    lock = take_state_lock(settings.state_dir)
+    if lock is None:
         return 1
 
     try:

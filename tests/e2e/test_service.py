@@ -23,7 +23,12 @@ import trio_asyncio
 
 from promptpipe.flow.reminders import REMINDER_TEXT
 from tests.conftest import require_postgres
-from tests.e2e.process import ServiceProcess, service_environment, start_service
+from tests.e2e.process import (
+    ServiceProcess,
+    service_command,
+    service_environment,
+    start_service,
+)
 from tests.fakes.llm_server import FakeLLMServer, ScriptedReply, open_fake_llm_server
 
 pytestmark = pytest.mark.slow
@@ -402,16 +407,28 @@ async def test_kill_and_restart_send_each_message_once(tmp_path, asyncio_loop) -
 
 
 async def test_second_instance_refused(tmp_path) -> None:
+    """A second serve and a login on a state directory in use exit with the holder."""
     async with open_fake_llm_server() as llm, trio.open_nursery() as nursery:
         env = environment(llm, f"file:{tmp_path}/state/state.db")
         first = await start_service(
             nursery, tmp_path / "state", tmp_path / "a.jsonl", env=env
         )
         second = await trio.run_process(
+            service_command(tmp_path / "state", tmp_path / "b.jsonl"),
+            env=env,
+            capture_stdout=True,
+            capture_stderr=True,
+            check=False,
+        )
+        # The lock is checked before the login opens the device store or the network.
+        login = await trio.run_process(
             [
-                *__import__("tests.e2e.process", fromlist=["x"]).service_command(
-                    tmp_path / "state", tmp_path / "b.jsonl"
-                )
+                sys.executable,
+                "-m",
+                "promptpipe",
+                "login",
+                "--state-dir",
+                str(tmp_path / "state"),
             ],
             env=env,
             capture_stdout=True,
@@ -423,10 +440,14 @@ async def test_second_instance_refused(tmp_path) -> None:
         first.terminate()
         status = await first.wait()
 
+    holder = f"PID {first.process.pid} (running)"
     stderr = second.stderr.decode()
     assert second.returncode == 1
     assert str(tmp_path / "state" / "promptpipe.lock") in stderr
-    assert f"PID {first.process.pid} (running)" in stderr
+    assert holder in stderr
+    assert login.returncode == 1
+    assert holder in login.stderr.decode()
+    assert not (tmp_path / "state" / "whatsmeow.db").exists()
     assert health.status_code == 200
     assert status == 0
 
