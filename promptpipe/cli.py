@@ -26,6 +26,7 @@ from promptpipe.config import (
     load_settings,
 )
 from promptpipe.errors import ConfigError
+from promptpipe.lock import take_state_lock
 from promptpipe.logs import configure_logging
 from promptpipe.options import GROUP_ORDER
 
@@ -143,8 +144,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_login = _load_entry_point(
             "promptpipe.transport.whatsapp_login", "run_login"
         )
-        from promptpipe.service import take_state_lock
-
         lock = take_state_lock(settings.state_dir)
         if lock is None:
             return 1

@@ -14,11 +14,12 @@ import fcntl
 import logging
 import os
 import re
+import sys
 from pathlib import Path
 from types import TracebackType
 from typing import Final
 
-from promptpipe.errors import LockHeldError
+from promptpipe.errors import LockHeldError, PromptPipeError
 
 logger = logging.getLogger(__name__)
 
@@ -174,3 +175,22 @@ def acquire_state_lock(state_dir: Path | str) -> StateLock:
         "state lock acquired", extra={"event": "lock_acquired", "path": str(path)}
     )
     return StateLock(path, fd)
+
+
+def take_state_lock(state_dir: Path) -> StateLock | None:
+    """Take the state-directory lock, or print why not and return ``None``.
+
+    ``serve`` and ``login`` both hold it, because both write the state directory
+    (the login writes the WhatsApp device database).
+    """
+    try:
+        return acquire_state_lock(state_dir)
+    except PromptPipeError as exc:
+        print(f"promptpipe: error: {exc}", file=sys.stderr)
+    except OSError as exc:
+        print(
+            f"promptpipe: error: cannot create the lock file in {state_dir}: "
+            f"{exc.strerror or exc}",
+            file=sys.stderr,
+        )
+    return None

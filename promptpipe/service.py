@@ -23,7 +23,6 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
-from pathlib import Path
 from typing import Final
 
 import trio
@@ -36,7 +35,7 @@ from promptpipe.errors import ConfigError, PromptPipeError
 from promptpipe.flow.context import FlowSettings
 from promptpipe.flow.prompts import load_system_prompts
 from promptpipe.llm.base import ChatModel
-from promptpipe.lock import StateLock, acquire_state_lock
+from promptpipe.lock import take_state_lock
 from promptpipe.messaging.pacing import CONSOLE_PACING, WHATSAPP_PACING, PacingPolicy
 from promptpipe.metrics import InstrumentedChatModel, Metrics
 from promptpipe.scheduling.cron import parse_default_cron
@@ -339,25 +338,6 @@ def find_app_error(exc: BaseException) -> PromptPipeError | None:
             found = find_app_error(inner)
             if found is not None:
                 return found
-    return None
-
-
-def take_state_lock(state_dir: Path) -> StateLock | None:
-    """Take the state-directory lock, or print why not and return ``None``.
-
-    ``serve`` and ``login`` both hold it, because both write the state directory
-    (the login writes the WhatsApp device database).
-    """
-    try:
-        return acquire_state_lock(state_dir)
-    except PromptPipeError as exc:
-        print(f"promptpipe: error: {exc}", file=sys.stderr)
-    except OSError as exc:
-        print(
-            f"promptpipe: error: cannot create the lock file in {state_dir}: "
-            f"{exc.strerror or exc}",
-            file=sys.stderr,
-        )
     return None
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import subprocess
 import sys
 import types
@@ -12,6 +13,7 @@ import pytest
 from promptpipe import __version__
 from promptpipe.cli import main
 from promptpipe.config import Settings
+from promptpipe.lock import acquire_state_lock
 
 # Every environment variable and flag of the service, listed independently of the
 # option table so a dropped option fails the help tests.
@@ -391,3 +393,17 @@ def test_module_entry_point_version(tmp_path: Path) -> None:
     )
     assert result.returncode == 0
     assert result.stdout == f"promptpipe {__version__}\n"
+
+
+def test_main_login_refused_while_locked(
+    clean_env: Path,
+    run_login: EntryPoint,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    clean_env.mkdir(parents=True, exist_ok=True)
+    with acquire_state_lock(clean_env):
+        status = main(["login"])
+
+    assert status == 1
+    assert run_login.calls == []
+    assert f"PID {os.getpid()}" in capsys.readouterr().err
