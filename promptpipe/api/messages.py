@@ -126,7 +126,19 @@ async def send(app: Application) -> Response:
     try:
         sent = await app.send_prompt(prompt)
     except GenerationError as exc:
-        _log_failure("prompt_generation_failed", prompt)
+        # The contract answers 500 here, even when the request caused it (an
+        # unsupported conversation state, a custom type with no generator, no LLM).
+        # The reason is logged as one line: a traceback would say nothing more.
+        logger.warning(
+            "prompt generation failed for a %s prompt to %s: %s",
+            prompt.type,
+            mask_phone(prompt.to),
+            exc,
+            extra={
+                "event": "prompt_generation_failed",
+                "phone": mask_phone(prompt.to),
+            },
+        )
         raise server_fault("Failed to generate message content", exc.code) from exc
     # ValueError: a custom generator returned text the transport cannot send.
     except (PromptPipeError, ValueError) as exc:

@@ -4,6 +4,7 @@ and the prompt round trips of the acceptance scenarios."""
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,11 +99,19 @@ async def test_send_conversation_bad_state_is_generation_failure(api) -> None:
     assert api.transport.sent == []
 
 
-async def test_send_custom_without_generator_is_generation_failure(api) -> None:
+async def test_send_custom_without_generator_is_generation_failure(api, caplog) -> None:
+    caplog.set_level(logging.WARNING)
     status, body = await _send(api, {"to": PHONE, "type": "custom"})
 
     assert status == 500
     assert body["message"] == "Failed to generate message content"
+    event = "prompt_generation_failed"
+    [record] = [r for r in caplog.records if r.__dict__.get("event") == event]
+    assert record.levelname == "WARNING"
+    assert record.exc_info is None
+    assert record.getMessage().endswith(
+        "no generator registered for prompt type custom"
+    )
 
 
 async def test_send_genai_without_llm_is_generation_failure(api) -> None:
