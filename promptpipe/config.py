@@ -297,7 +297,9 @@ def _convert(option: Option, raw: str, source: str, note: str = "") -> Any:
     try:
         return option.parse(raw)
     except ValueError as exc:
-        raise ConfigError(source, raw, f"{exc}{note}") from None
+        # A DSN may carry a password, which the error must not repeat.
+        shown = redact_dsn(raw) if option.field.endswith("_dsn") else raw
+        raise ConfigError(source, shown, f"{exc}{note}") from None
 
 
 def load_settings(

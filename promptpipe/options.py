@@ -164,6 +164,14 @@ def _parse_dsn(raw: str) -> str:
             f"unsupported database scheme {scheme}://; use a SQLite path, a file: "
             "URI, or a postgres:// or postgresql:// URL"
         )
+    from promptpipe.store.dsn import detect_engine
+
+    if detect_engine(raw) == "postgres":
+        # Parse it now, so a malformed port or URL fails here, naming the option,
+        # rather than as a connection error at start-up.
+        from promptpipe.store.postgres.connection import connect_arguments
+
+        connect_arguments(raw)
     return raw
 
 

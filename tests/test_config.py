@@ -642,6 +642,48 @@ def test_load_settings_invalid_environment(
     assert info.value.problem == problem
 
 
+PG_URL_HINT = "expected postgresql://user:password@host:port/database"
+
+MALFORMED_DSN_CASES = [
+    (
+        "postgresql://127.0.0.1:notaport/x",
+        "postgresql://127.0.0.1:notaport/x",
+        "malformed PostgreSQL URL: Port could not be cast to integer value as "
+        f"'notaport'; {PG_URL_HINT}",
+    ),
+    (
+        "postgresql://u:secret@[bad/x",
+        "postgresql://u:***@[bad/x",
+        f"malformed PostgreSQL URL: Invalid IPv6 URL; {PG_URL_HINT}",
+    ),
+    ("postgres://h:0/db", "postgres://h:0/db", "port 0 is not a valid PostgreSQL port"),
+    (
+        "host=127.0.0.1 password=hunter2 port=abc",
+        "host=127.0.0.1 password=*** port=abc",
+        "port 'abc' is not an integer",
+    ),
+    (
+        "host=127.0.0.1 connect_timeout=soon",
+        "host=127.0.0.1 connect_timeout=soon",
+        "connect_timeout 'soon' is not a number",
+    ),
+]
+
+
+@pytest.mark.parametrize(("value", "shown", "problem"), MALFORMED_DSN_CASES)
+def test_load_settings_malformed_postgres_dsn(
+    workdir: Path, value: str, shown: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load(workdir, env={"DATABASE_DSN": value})
+
+    assert info.value.name == "DATABASE_DSN"
+    assert info.value.value == shown
+    assert info.value.problem == problem
+    assert "secret" not in str(info.value)
+    assert "hunter2" not in str(info.value)
+
+
 FLAG_ERROR_CASES = [
     ("--state-dir", "", "expected a directory path"),
     ("--app-db-dsn", "", DSN),

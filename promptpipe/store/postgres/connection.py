@@ -102,7 +102,18 @@ def _url_arguments(dsn: str) -> dict[str, Any]:
     asyncpg passes unknown query parameters to the server as settings, and the server
     rejects ``connect_timeout``.
     """
-    parts = urlsplit(dsn)
+    try:
+        parts = urlsplit(dsn)
+        port = parts.port
+    except ValueError as exc:
+        # urllib's messages name the part: "Invalid IPv6 URL", "Port could not be
+        # cast to integer value as 'x'".
+        raise ValueError(
+            f"malformed PostgreSQL URL: {exc}; expected "
+            "postgresql://user:password@host:port/database"
+        ) from None
+    if port == 0:
+        raise ValueError("port 0 is not a valid PostgreSQL port")
     query = parse_qsl(parts.query, keep_blank_values=True)
     timeouts = [value for key, value in query if key == "connect_timeout"]
     if not timeouts:
@@ -110,8 +121,16 @@ def _url_arguments(dsn: str) -> dict[str, Any]:
     kept = urlencode([(key, value) for key, value in query if key != "connect_timeout"])
     return {
         "dsn": urlunsplit(parts._replace(query=kept)),
-        "timeout": float(timeouts[-1]),
+        "timeout": _number("connect_timeout", timeouts[-1], float),
     }
+
+
+def _number(key: str, value: str, kind: type[int] | type[float]) -> Any:
+    try:
+        return kind(value)
+    except ValueError:
+        noun = "an integer" if kind is int else "a number"
+        raise ValueError(f"{key} {value!r} is not {noun}") from None
 
 
 def connect_arguments(dsn: str) -> dict[str, Any]:
@@ -125,9 +144,9 @@ def connect_arguments(dsn: str) -> dict[str, Any]:
         if key in _KEYWORD_MAP:
             name = _KEYWORD_MAP[key]
             if name == "port":
-                arguments[name] = int(value)
+                arguments[name] = _number(key, value, int)
             elif name == "timeout":
-                arguments[name] = float(value)
+                arguments[name] = _number(key, value, float)
             else:
                 arguments[name] = unquote(value)
         elif key == "application_name":
