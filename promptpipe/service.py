@@ -288,7 +288,7 @@ async def _serve_http(
                 )
             )
         except* OSError as group:
-            error = group.exceptions[0]
+            error = _first_leaf(group)
             reason = getattr(error, "strerror", None) or error
             raise ServiceStartError(
                 f"cannot listen on {settings.api_addr}: {reason}; choose another "
@@ -339,6 +339,13 @@ def find_app_error(exc: BaseException) -> PromptPipeError | None:
             if found is not None:
                 return found
     return None
+
+
+def _first_leaf(error: BaseException) -> BaseException:
+    """Return the first exception that is not a group, looking into nested groups."""
+    while isinstance(error, BaseExceptionGroup) and error.exceptions:
+        error = error.exceptions[0]
+    return error
 
 
 def run_service(settings: Settings) -> int:

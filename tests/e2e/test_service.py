@@ -561,7 +561,7 @@ async def test_startup_errors_name_the_setting(tmp_path) -> None:
     )
 
     assert in_use[0] == 1
-    assert f"cannot listen on 127.0.0.1:{port}" in in_use[1]
+    assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in in_use[1]
     assert "API_ADDR" in in_use[1]
     assert "Traceback" not in in_use[1]
     assert no_dir[0] == 1
