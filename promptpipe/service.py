@@ -36,6 +36,7 @@ from promptpipe.flow.context import FlowSettings
 from promptpipe.flow.prompts import load_system_prompts
 from promptpipe.llm.base import ChatModel
 from promptpipe.lock import take_state_lock
+from promptpipe.messaging.generators import register_installed_generators
 from promptpipe.messaging.pacing import CONSOLE_PACING, WHATSAPP_PACING, PacingPolicy
 from promptpipe.metrics import InstrumentedChatModel, Metrics
 from promptpipe.scheduling.cron import parse_default_cron
@@ -222,6 +223,7 @@ async def _serve(settings: Settings) -> None:
                 llm = build_llm(settings)
                 try:
                     app = _build_app(settings, store, transport, llm, metrics)
+                    register_installed_generators(app.generators)
                     async with app.running():
                         gc.freeze()
                         await _serve_http(app, settings, metrics, shutdown)

@@ -1,11 +1,14 @@
 """Prompt generators: turn a ``Prompt`` into message text, by prompt type.
 
-The registry holds static, genai, branch and conversation; Python code adds custom
-generators with ``GeneratorRegistry.register``.
+The registry holds static, genai, branch and conversation. The ``custom`` type has
+no built-in generator: Python code that embeds the application registers one with
+``GeneratorRegistry.register``, and ``promptpipe serve`` loads one that an installed
+package declares as an entry point (see ``register_installed_generators``).
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
@@ -22,6 +25,10 @@ CONVERSATION_GREETING: Final = (
 ACTIVE_STATES: Final = ("", "CONVERSATION_ACTIVE")
 
 Generator = Callable[[Prompt], Awaitable[str]]
+
+ENTRY_POINT_GROUP: Final = "promptpipe.generators"
+# The prompt types a request may name that have no built-in generator.
+PLUGGABLE_TYPES: Final = ("custom",)
 
 
 class GenerationError(PromptPipeError):
@@ -95,3 +102,54 @@ class GeneratorRegistry:
 def attaches_poll(prompt_type: str) -> bool:
     """Whether a prompt of this type is followed by the engagement poll."""
     return prompt_type in ("static", "genai", "custom")
+
+
+class GeneratorPluginError(PromptPipeError):
+    """An installed prompt generator cannot be loaded."""
+
+    code = "generator_plugin_failed"
+
+
+def register_installed_generators(registry: GeneratorRegistry) -> list[str]:
+    """Register the generators that installed packages declare; return their types.
+
+    A package declares one in the ``promptpipe.generators`` entry-point group,
+    named after the prompt type and pointing at an async callable that takes a
+    ``Prompt`` and returns the text. In the package's ``pyproject.toml``::
+
+        [project.entry-points."promptpipe.generators"]
+        custom = "my_study.prompts:generate"
+
+    Raises:
+        GeneratorPluginError: an entry point names a type other than ``custom``,
+            cannot be imported, or is not callable.
+    """
+    registered = []
+    for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        where = f"{entry_point.name} = {entry_point.value}"
+        if entry_point.name not in PLUGGABLE_TYPES:
+            raise GeneratorPluginError(
+                f"prompt generator entry point {where!r} names the type "
+                f"{entry_point.name!r}; only {', '.join(PLUGGABLE_TYPES)} can be "
+                "supplied by a package"
+            )
+        try:
+            generator = entry_point.load()
+        except Exception as exc:
+            raise GeneratorPluginError(
+                f"cannot load prompt generator entry point {where!r}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+        if not callable(generator):
+            raise GeneratorPluginError(
+                f"prompt generator entry point {where!r} is not callable"
+            )
+        registry.register(entry_point.name, generator)
+        registered.append(entry_point.name)
+        logger.info(
+            "prompt generator %s registered from %s",
+            entry_point.name,
+            entry_point.value,
+            extra={"event": "generator_registered", "prompt_type": entry_point.name},
+        )
+    return registered

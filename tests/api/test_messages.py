@@ -55,6 +55,26 @@ async def test_send_static_prompt_sends_text_and_poll(api_store) -> None:
     assert _texts(api_store.transport) == ["hello"]
 
 
+async def test_send_custom_uses_registered_generator(api) -> None:
+    seen = []
+
+    async def custom(prompt) -> str:
+        seen.append(prompt)
+        return f"custom text for state {prompt.state}"
+
+    api.app.generators.register("custom", custom)
+    payload = {"to": PHONE, "type": "custom", "state": "WEEK_2"}
+
+    status, body = await _send(api, payload)
+
+    assert status == 200
+    assert body == {"status": "ok", "message": "Message sent successfully"}
+    assert [(prompt.to, prompt.state) for prompt in seen] == [(PHONE, "WEEK_2")]
+    kinds = [item.kind for item in api.transport.sent]
+    assert kinds == [KIND_TEXT, KIND_POLL]
+    assert _texts(api.transport) == ["custom text for state WEEK_2"]
+
+
 async def test_send_records_one_sent_receipt(api_store) -> None:
     await _send(api_store, {"to": PHONE, "body": "hello"})
 
