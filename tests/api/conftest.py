@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from tests.api.harness import api, api_llm, api_store, memory_store
+from tests.api.harness import api, api_llm, api_llm_store, api_store, memory_store
 
-__all__ = ["api", "api_llm", "api_store", "memory_store"]
+__all__ = ["api", "api_llm", "api_llm_store", "api_store", "memory_store"]

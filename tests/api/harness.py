@@ -162,6 +162,40 @@ async def api_store(store) -> AsyncIterator[ApiHarness]:
         yield harness
 
 
+@pytest.fixture
+async def api_llm_store(store, fake_llm_server) -> AsyncIterator[ApiHarness]:
+    """The API on every store backend with the fake LLM server."""
+    async with (
+        open_fake_llm(fake_llm_server) as llm,
+        open_api(store, llm=llm) as harness,
+    ):
+        yield harness
+
+
+NO_ROWS = {
+    "participants": 0,
+    "flow_states": 0,
+    "hooks": 0,
+    "jobs": 0,
+    "outbox": 0,
+    "responses": 0,
+    "receipts": 0,
+}
+
+
+async def count_rows(store: Store) -> dict[str, int]:
+    """Count the rows of each table an API request can write, keyed as ``NO_ROWS``."""
+    return {
+        "participants": len(await store.list_participants()),
+        "flow_states": len(await store.list_flow_participant_ids()),
+        "hooks": len(await store.list_hooks()),
+        "jobs": sum((await store.count_jobs()).values()),
+        "outbox": sum((await store.count_outbox()).values()),
+        "responses": len(await store.list_responses()),
+        "receipts": len(await store.list_receipts()),
+    }
+
+
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5) -> None:
     """Poll ``check`` every 20 ms until it is true; fail after ``seconds``."""
     for _ in range(int(seconds / POLL_INTERVAL_SECONDS)):

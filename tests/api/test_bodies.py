@@ -8,7 +8,7 @@ import pytest
 
 from promptpipe.api.decoding import parse_json_object
 from promptpipe.api.envelope import error_envelope
-from tests.api.harness import PHONE, open_api
+from tests.api.harness import NO_ROWS, PHONE, count_rows, open_api
 
 BODY_ENDPOINTS = [
     ("POST", "/send"),
@@ -260,8 +260,8 @@ async def test_content_type_is_not_checked(api) -> None:
 
 
 @pytest.mark.parametrize(("method", "path"), BODY_ENDPOINTS)
-async def test_body_over_limit_is_413(memory_store, method, path) -> None:
-    async with open_api(memory_store, max_body_bytes=100) as api:
+async def test_body_over_limit_is_413(store, method, path) -> None:
+    async with open_api(store, max_body_bytes=100) as api:
         response = await api.request(method, path, b"{" + b" " * 99 + b"}")
 
         assert response.status_code == 413
@@ -269,11 +269,11 @@ async def test_body_over_limit_is_413(memory_store, method, path) -> None:
             "status": "error",
             "message": "request body too large: limit is 100 bytes",
         }
-        assert await api.app.list_responses() == []
+        assert await count_rows(store) == NO_ROWS
 
 
-async def test_body_at_limit_is_accepted(memory_store) -> None:
-    async with open_api(memory_store, max_body_bytes=100) as api:
+async def test_body_at_limit_is_accepted(store) -> None:
+    async with open_api(store, max_body_bytes=100) as api:
         padding = " " * (100 - len(b'{"from":"+1"}'))
         body = ('{"from":"+1"}' + padding).encode()
         assert len(body) == 100
@@ -281,6 +281,7 @@ async def test_body_at_limit_is_accepted(memory_store) -> None:
         response = await api.request("POST", "/response", body)
 
     assert response.status_code == 201
+    assert [item.sender for item in await store.list_responses()] == ["+1"]
 
 
 async def test_default_limit_allows_max_prompt(api) -> None:

@@ -15,7 +15,13 @@ from actors import VirtualClock
 from promptpipe.app import AppOptions
 from promptpipe.messaging.hooks import BranchHook, GenAIHook, StaticHook
 from promptpipe.scheduling.schedule import Schedule
-from tests.api.harness import PHONE, open_api, wait_sent
+from tests.api.harness import (
+    NO_ROWS,
+    PHONE,
+    count_rows,
+    open_api,
+    wait_sent,
+)
 from tests.fakes.llm_server import ScriptedReply
 from tests.fakes.transport import KIND_POLL, KIND_TEXT
 
@@ -156,33 +162,35 @@ async def test_send_transport_failure_is_send_failure(memory_store) -> None:
 # Acceptance scenarios
 
 
-async def test_send_branch_round_trip(api) -> None:
-    status, body = await _send(api, BRANCH_SCENARIO)
+async def test_send_branch_round_trip(api_store) -> None:
+    status, body = await _send(api_store, BRANCH_SCENARIO)
     assert status == 200
     assert body["message"] == "Message sent successfully"
-    assert [item.kind for item in api.transport.sent] == [KIND_TEXT]
-    assert _texts(api.transport)[0] == (
+    assert [item.kind for item in api_store.transport.sent] == [KIND_TEXT]
+    assert _texts(api_store.transport)[0] == (
         "What would you like to do?\n\n"
         "1. Continue: Let's continue with the next step\n"
         "2. Stop: We'll stop here for now\n\n"
         "(Reply with '1' or '2')"
     )
 
-    await api.transport.inject_text("in-1", PHONE, "1")
-    await wait_sent(api.transport, 2)
-    assert _texts(api.transport)[1] == (
+    await api_store.transport.inject_text("in-1", PHONE, "1")
+    await wait_sent(api_store.transport, 2)
+    assert _texts(api_store.transport)[1] == (
         "✅ You selected: Continue\n\nLet's continue with the next step"
     )
 
-    await api.transport.inject_text("in-2", PHONE, "7")
-    await wait_sent(api.transport, 3)
-    guidance = _texts(api.transport)[2]
+    await api_store.transport.inject_text("in-2", PHONE, "7")
+    await wait_sent(api_store.transport, 3)
+    guidance = _texts(api_store.transport)[2]
     assert guidance.startswith("❓")
     assert "1. Continue\n" in guidance
     assert "2. Stop\n" in guidance
+    responses = await api_store.app.store.list_responses()
+    assert [response.body for response in responses] == ["1", "7"]
 
 
-async def test_send_genai_acknowledges_reply(api_llm, fake_llm_server) -> None:
+async def test_send_genai_acknowledges_reply(api_llm_store, fake_llm_server) -> None:
     fake_llm_server.script(ScriptedReply(content="How are you feeling today?"))
     payload = {
         "to": "+1234567890",
@@ -191,31 +199,35 @@ async def test_send_genai_acknowledges_reply(api_llm, fake_llm_server) -> None:
         "user_prompt": "u",
     }
 
-    status, _ = await _send(api_llm, payload)
+    status, _ = await _send(api_llm_store, payload)
 
     assert status == 200
-    sent = api_llm.transport.sent
+    sent = api_llm_store.transport.sent
     assert [item.kind for item in sent] == [KIND_TEXT, KIND_POLL]
     assert sent[0].payload == "How are you feeling today?"
-    assert isinstance(api_llm.app.hooks.get(PHONE), GenAIHook)
+    assert isinstance(api_llm_store.app.hooks.get(PHONE), GenAIHook)
 
     reply = "I'm feeling great today! Thanks for asking."
-    await api_llm.transport.inject_text("in-1", PHONE, reply)
-    await wait_sent(api_llm.transport, 3)
-    assert _texts(api_llm.transport)[-1].startswith("💭")
+    await api_llm_store.transport.inject_text("in-1", PHONE, reply)
+    await wait_sent(api_llm_store.transport, 3)
+    assert _texts(api_llm_store.transport)[-1].startswith("💭")
+    responses = await api_llm_store.app.store.list_responses()
+    assert [response.body for response in responses] == [reply]
 
 
-async def test_send_informational_static_has_no_hook(api) -> None:
+async def test_send_informational_static_has_no_hook(api_store) -> None:
     body = "This is just an informational message. No response needed."
 
-    status, _ = await _send(api, {"to": "+1234567890", "body": body})
+    status, _ = await _send(api_store, {"to": "+1234567890", "body": body})
 
     assert status == 200
-    assert [item.kind for item in api.transport.sent] == [KIND_TEXT, KIND_POLL]
-    assert api.app.hooks.get(PHONE) is None
-    await api.transport.inject_text("in-1", PHONE, "I got your message")
-    await wait_sent(api.transport, 3)
-    assert _texts(api.transport)[-1].startswith("📝")
+    assert [item.kind for item in api_store.transport.sent] == [KIND_TEXT, KIND_POLL]
+    assert api_store.app.hooks.get(PHONE) is None
+    await api_store.transport.inject_text("in-1", PHONE, "I got your message")
+    await wait_sent(api_store.transport, 3)
+    assert _texts(api_store.transport)[-1].startswith("📝")
+    responses = await api_store.app.store.list_responses()
+    assert [response.body for response in responses] == ["I got your message"]
 
 
 async def test_send_question_static_registers_static_hook(api) -> None:
@@ -272,21 +284,24 @@ VALIDATION_CASES = [
 
 
 @pytest.mark.parametrize(("payload", "message"), VALIDATION_CASES)
-async def test_send_validation_message(api, payload, message) -> None:
-    status, body = await _send(api, payload)
+async def test_send_validation_message(api_store, payload, message) -> None:
+    status, body = await _send(api_store, payload)
 
     assert status == 400
     assert body == {"status": "error", "message": message}
-    assert api.transport.sent == []
+    assert api_store.transport.sent == []
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 @pytest.mark.parametrize(("payload", "message"), VALIDATION_CASES)
-async def test_schedule_validation_message(api, payload, message) -> None:
-    status, body = await api.call("POST", "/schedule", {**payload, "schedule": {}})
+async def test_schedule_validation_message(api_store, payload, message) -> None:
+    payload = {**payload, "schedule": {}}
+
+    status, body = await api_store.call("POST", "/schedule", payload)
 
     assert status == 400
     assert body == {"status": "error", "message": message}
-    assert await api.app.list_timers() == []
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 async def test_schedule_empty_branch_label(api) -> None:
@@ -351,14 +366,15 @@ LIMIT_CASES = [
 
 
 @pytest.mark.parametrize(("fields", "message"), LIMIT_CASES)
-async def test_send_length_limits(api, fields, message) -> None:
-    status, body = await _send(api, {"to": PHONE, **fields})
+async def test_send_length_limits(api_store, fields, message) -> None:
+    status, body = await _send(api_store, {"to": PHONE, **fields})
 
     if message is None:
         assert status == 200
     else:
         assert status == 400
         assert body["message"] == message
+        assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 async def test_send_branch_first_failure_wins(api) -> None:
@@ -491,14 +507,14 @@ SCHEDULE_ERRORS = [
 
 
 @pytest.mark.parametrize(("schedule", "message"), SCHEDULE_ERRORS)
-async def test_schedule_invalid_values(api, schedule, message) -> None:
+async def test_schedule_invalid_values(api_store, schedule, message) -> None:
     payload = {"to": PHONE, "body": "hi", "schedule": schedule}
 
-    status, body = await api.call("POST", "/schedule", payload)
+    status, body = await api_store.call("POST", "/schedule", payload)
 
     assert status == 400
     assert body == {"status": "error", "message": message}
-    assert await api.app.list_timers() == []
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 async def test_schedule_range_check_precedes_genai_check(api) -> None:

@@ -9,7 +9,7 @@ import trio
 
 from promptpipe.errors import StoreError
 from promptpipe.messaging.hooks import ConversationHook
-from tests.api.harness import PHONE, wait_sent
+from tests.api.harness import NO_ROWS, PHONE, count_rows, wait_sent
 from tests.fakes.transport import KIND_TEXT
 
 COLLECTION = "/conversation/participants"
@@ -100,12 +100,12 @@ ENROLL_ERRORS = [
 
 
 @pytest.mark.parametrize(("payload", "message"), ENROLL_ERRORS)
-async def test_enroll_validation(api, payload, message) -> None:
-    status, body = await _enroll(api, payload)
+async def test_enroll_validation(api_store, payload, message) -> None:
+    status, body = await _enroll(api_store, payload)
 
     assert status == 400
     assert body == {"status": "error", "message": message}
-    assert await api.app.store.list_participants() == []
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 PHONE_CASES = [
@@ -196,11 +196,12 @@ async def test_update_overwrites_present_fields(api_store) -> None:
         ({"status": ""}, "invalid participant status"),
     ],
 )
-async def test_update_validation_precedes_lookup(api, changes, message) -> None:
-    status, body = await api.call("PUT", f"{COLLECTION}/p_unknown", changes)
+async def test_update_validation_precedes_lookup(api_store, changes, message) -> None:
+    status, body = await api_store.call("PUT", f"{COLLECTION}/p_unknown", changes)
 
     assert status == 400
     assert body == {"status": "error", "message": message}
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 async def test_update_unknown_participant(api) -> None:

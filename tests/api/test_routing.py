@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.harness import TOKEN, open_api
+from tests.api.harness import NO_ROWS, TOKEN, count_rows, open_api
 
 EMPTY_405 = [
     ("/send", "POST"),
@@ -34,19 +34,20 @@ def _wrong_methods(allow: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("path", "allow"), EMPTY_405)
-async def test_wrong_method_empty_405(api, path, allow) -> None:
+async def test_wrong_method_empty_405(api_store, path, allow) -> None:
     for method in _wrong_methods(allow):
-        response = await api.request(method, path)
+        response = await api_store.request(method, path)
 
         assert response.status_code == 405, method
         assert response.headers["Allow"] == allow
         assert await response.get_data() == b""
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 @pytest.mark.parametrize(("path", "allow"), ENVELOPE_405)
-async def test_wrong_method_envelope_405(api, path, allow) -> None:
+async def test_wrong_method_envelope_405(api_store, path, allow) -> None:
     for method in _wrong_methods(allow):
-        response = await api.request(method, path)
+        response = await api_store.request(method, path)
 
         assert response.status_code == 405, method
         assert response.headers["Allow"] == allow
@@ -56,13 +57,17 @@ async def test_wrong_method_envelope_405(api, path, allow) -> None:
                 "message": "Method not allowed",
             }
             assert response.headers["Content-Type"] == "application/json"
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
-async def test_wrong_method_ignores_body(api) -> None:
-    response = await api.request("PUT", "/send", '{"to": "1234567890", "body": "x"}')
+async def test_wrong_method_ignores_body(api_store) -> None:
+    body = '{"to": "1234567890", "body": "x"}'
+
+    response = await api_store.request("PUT", "/send", body)
 
     assert response.status_code == 405
-    assert api.transport.sent == []
+    assert api_store.transport.sent == []
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 @pytest.mark.parametrize(
@@ -88,12 +93,14 @@ async def test_unknown_paths_plain_text_404(api, path, text) -> None:
     assert response.headers["Content-Type"].startswith("text/plain")
 
 
-async def test_conversation_without_slash_any_method_404(api) -> None:
+async def test_conversation_without_slash_any_method_404(api_store) -> None:
+    body = '{"phone_number": "1234567890"}'
     for method in METHODS:
-        response = await api.request(method, "/conversation")
+        response = await api_store.request(method, "/conversation", body)
 
         assert response.status_code == 404, method
         assert (await response.get_data()).decode() == "Invalid conversation endpoint\n"
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 @pytest.mark.parametrize(
@@ -128,11 +135,14 @@ async def test_timers_empty_segment_envelope_404(api, path) -> None:
         assert body == {"status": "error", "message": "Unknown timer endpoint"}
 
 
-async def test_double_slash_send_sends_nothing(api) -> None:
-    response = await api.request("POST", "//send", '{"to": "1234567890", "body": "x"}')
+async def test_double_slash_send_sends_nothing(api_store) -> None:
+    body = '{"to": "1234567890", "body": "x"}'
+
+    response = await api_store.request("POST", "//send", body)
 
     assert response.status_code == 404
-    assert api.transport.sent == []
+    assert api_store.transport.sent == []
+    assert await count_rows(api_store.app.store) == NO_ROWS
 
 
 async def test_double_slash_path_needs_token_first(memory_store) -> None:
