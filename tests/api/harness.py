@@ -8,9 +8,10 @@ either unconfigured or the real OpenAI client pointed at the fake server on
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -21,10 +22,11 @@ from quart_trio import QuartTrio
 from actors import Clock, SystemClock
 from promptpipe.api import create_api
 from promptpipe.app import Application, AppOptions, create_application
+from promptpipe.errors import StoreError
 from promptpipe.llm.base import ChatModel
 from promptpipe.llm.openai_chat import OpenAIChatModel, UnconfiguredChatModel
 from promptpipe.metrics import InstrumentedChatModel, Metrics
-from promptpipe.store.base import Store
+from promptpipe.store.base import Operation, Store
 from promptpipe.transport.base import Transport
 from tests.fakes.llm_server import FakeLLMServer
 from tests.fakes.transport import FakeTransport
@@ -194,6 +196,21 @@ async def count_rows(store: Store) -> dict[str, int]:
         "responses": len(await store.list_responses()),
         "receipts": len(await store.list_receipts()),
     }
+
+
+def fail_apply_on(monkeypatch: pytest.MonkeyPatch, store: Store, kind: type) -> None:
+    """Make ``store.apply`` raise ``StoreError`` for batches with a ``kind`` operation.
+
+    Other batches are written as usual, so the rest of the application keeps running.
+    """
+    original = store.apply
+
+    async def apply(operations: Sequence[Operation], now: datetime) -> None:
+        if any(isinstance(operation, kind) for operation in operations):
+            raise StoreError(f"{kind.__name__} failed on purpose")
+        await original(operations, now)
+
+    monkeypatch.setattr(store, "apply", apply)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], seconds: float = 5) -> None:

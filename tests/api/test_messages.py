@@ -15,10 +15,12 @@ from actors import VirtualClock
 from promptpipe.app import AppOptions
 from promptpipe.messaging.hooks import BranchHook, GenAIHook, StaticHook
 from promptpipe.scheduling.schedule import Schedule
+from promptpipe.store.base import EnqueueJob
 from tests.api.harness import (
     NO_ROWS,
     PHONE,
     count_rows,
+    fail_apply_on,
     open_api,
     wait_sent,
 )
@@ -445,6 +447,17 @@ async def test_schedule_empty_object_is_daily_midnight(api) -> None:
     assert timer is not None
     assert timer.next_run.hour == 0
     assert timer.next_run.minute == 0
+
+
+async def test_schedule_store_failure(api, monkeypatch) -> None:
+    fail_apply_on(monkeypatch, api.app.store, EnqueueJob)
+    payload = {"to": PHONE, "body": "hi", "schedule": {"hour": 9}}
+
+    status, body = await api.call("POST", "/schedule", payload)
+
+    assert status == 500
+    assert body == {"status": "error", "message": "Failed to schedule job"}
+    assert await count_rows(api.app.store) == NO_ROWS
 
 
 async def test_schedule_genai_without_llm(api) -> None:

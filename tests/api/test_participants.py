@@ -9,7 +9,8 @@ import trio
 
 from promptpipe.errors import StoreError
 from promptpipe.messaging.hooks import ConversationHook
-from tests.api.harness import NO_ROWS, PHONE, count_rows, wait_sent
+from promptpipe.store.base import DeleteParticipant, PutParticipant
+from tests.api.harness import NO_ROWS, PHONE, count_rows, fail_apply_on, wait_sent
 from tests.fakes.transport import KIND_TEXT
 
 COLLECTION = "/conversation/participants"
@@ -314,3 +315,47 @@ async def test_enroll_lookup_store_failure(api, monkeypatch) -> None:
         "status": "error",
         "message": "Failed to check existing participant",
     }
+
+
+async def test_enroll_store_failure(api, monkeypatch) -> None:
+    fail_apply_on(monkeypatch, api.app.store, PutParticipant)
+
+    status, body = await _enroll(api, ENROLL_SCENARIO)
+
+    assert status == 500
+    assert body == {"status": "error", "message": "Failed to enroll participant"}
+    assert await count_rows(api.app.store) == NO_ROWS
+    assert api.app.hooks.get(PHONE) is None
+
+
+async def test_update_store_failure(api, monkeypatch) -> None:
+    _, created = await _enroll(api, ENROLL_SCENARIO)
+    participant_id = created["result"]["id"]
+    fail_apply_on(monkeypatch, api.app.store, PutParticipant)
+
+    status, body = await api.call(
+        "PUT", f"{COLLECTION}/{participant_id}", {"name": "New", "status": "paused"}
+    )
+    _, fetched = await api.call("GET", f"{COLLECTION}/{participant_id}")
+
+    assert status == 500
+    assert body == {"status": "error", "message": "Failed to update participant"}
+    assert fetched["result"] == created["result"]
+    assert isinstance(api.app.hooks.get(PHONE), ConversationHook)
+
+
+async def test_delete_store_failure(api, monkeypatch) -> None:
+    _, created = await _enroll(api, ENROLL_SCENARIO)
+    participant_id = created["result"]["id"]
+    await wait_sent(api.transport, 1)
+    fail_apply_on(monkeypatch, api.app.store, DeleteParticipant)
+
+    status, body = await api.call("DELETE", f"{COLLECTION}/{participant_id}")
+    fetch_status, fetched = await api.call("GET", f"{COLLECTION}/{participant_id}")
+
+    assert status == 500
+    assert body == {"status": "error", "message": "Failed to delete participant"}
+    assert fetch_status == 200
+    assert fetched["result"] == created["result"]
+    assert isinstance(api.app.hooks.get(PHONE), ConversationHook)
+    assert await api.app.store.count_outbox() == {"sent": 1}
