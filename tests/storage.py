@@ -25,7 +25,8 @@ async def asyncio_loop() -> AsyncIterator[None]:
         yield
 
 
-async def open_postgres_schema_store(dsn: str) -> tuple[Store, str]:
+async def create_postgres_schema(dsn: str) -> str:
+    """Create an empty schema with a random ``pp_test_`` name and return the name."""
     import asyncpg
 
     schema = "pp_test_" + secrets.token_hex(6)
@@ -34,6 +35,11 @@ async def open_postgres_schema_store(dsn: str) -> tuple[Store, str]:
         await trio_asyncio.aio_as_trio(connection.execute)(f"CREATE SCHEMA {schema}")
     finally:
         await trio_asyncio.aio_as_trio(connection.close)()
+    return schema
+
+
+async def open_postgres_schema_store(dsn: str) -> tuple[Store, str]:
+    schema = await create_postgres_schema(dsn)
     store = await open_store_backend(dsn, {"search_path": schema})
     return store, schema
 
@@ -73,6 +79,27 @@ async def open_test_store(kind: str, tmp_path) -> AsyncIterator[Store]:
         finally:
             await opened.aclose()
             await drop_postgres_schema(dsn, schema)
+
+
+@asynccontextmanager
+async def sql_store_location(
+    kind: str, tmp_path
+) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """Yield the DSN and options of an empty ``sqlite`` file or ``postgres`` schema.
+
+    Every ``open_store_backend(dsn, options)`` opens the same data again, so a test
+    can close the store and reopen it like a restarted process. The PostgreSQL
+    schema is dropped on exit.
+    """
+    if kind == "sqlite":
+        yield f"file:{tmp_path}/state.db?_foreign_keys=on", {}
+        return
+    dsn = require_postgres()
+    schema = await create_postgres_schema(dsn)
+    try:
+        yield dsn, {"search_path": schema}
+    finally:
+        await drop_postgres_schema(dsn, schema)
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
+import pytest
 import trio
 
+from actors import SystemClock
+from actors.testing import wait_until
+from promptpipe.app import Application, AppOptions, create_application
 from promptpipe.models import NewOutboxMessage, Poll, Response
+from promptpipe.store import open_store_backend
+from promptpipe.store.base import Store
 from promptpipe.store.memory import MemoryStore
 from promptpipe.transport.base import (
     DeliveryReceipt,
@@ -16,16 +24,62 @@ from promptpipe.transport.base import (
 )
 from tests.fakes.llm import ScriptedChatModel
 from tests.fakes.llm_server import ScriptedReply
+from tests.fakes.transport import FakeTransport
 from tests.flow.harness import P_PHONE, run_harness, seed_participant, utc
+from tests.storage import sql_store_location
 
 STRANGER = "15551230009"
 START = utc("2025-06-02T10:00:00Z")
+REAL_DEADLINE = 10.0
 
 
 def message(message_id: str, **fields) -> InboundMessage:
     values = {"sender_phone": STRANGER, "timestamp": START, "text": "hi"}
     values.update(fields)
     return InboundMessage(message_id=message_id, **values)
+
+
+def stranger_texts(transport: FakeTransport) -> list[str]:
+    return [
+        item.payload
+        for item in transport.sent
+        if item.kind == "text" and item.to == STRANGER and isinstance(item.payload, str)
+    ]
+
+
+@asynccontextmanager
+async def run_on_real_clock(
+    store: Store,
+) -> AsyncIterator[tuple[Application, FakeTransport]]:
+    """Run the application on the system clock.
+
+    SQLite and PostgreSQL stores need it because ``settle`` and the virtual clock
+    cannot wait for database I/O that runs outside trio.
+    """
+    transport = FakeTransport()
+    app = create_application(
+        store=store,
+        transport=transport,
+        llm=ScriptedChatModel(),
+        clock=SystemClock(),
+        options=AppOptions(stop_grace=1.0, sweep_interval=1.0),
+        outbox_poll_interval=0.05,
+    )
+    async with app.running():
+        yield app, transport
+
+
+@asynccontextmanager
+async def reopen_on_real_clock(
+    dsn: str, options: dict[str, str]
+) -> AsyncIterator[tuple[Application, FakeTransport]]:
+    """Open the store at ``dsn`` like a restarted process and run the application."""
+    store = await open_store_backend(dsn, options)
+    try:
+        async with run_on_real_clock(store) as running:
+            yield running
+    finally:
+        await store.aclose()
 
 
 async def test_same_message_twice_in_a_row_handled_once(autojump_clock) -> None:
@@ -50,6 +104,22 @@ async def test_same_message_concurrently_handled_once(autojump_clock) -> None:
 
     assert len(await store.list_responses()) == 1
     assert len(h.texts(STRANGER)) == 1
+
+
+async def test_sql_concurrent_duplicates_handled_once(sql_store) -> None:
+    async with run_on_real_clock(sql_store) as (app, transport):
+        async with trio.open_nursery() as nursery:
+            for _ in range(10):
+                nursery.start_soon(app.inbox.handle_event, message("wamid-2"))
+        with trio.fail_after(REAL_DEADLINE):
+            await transport.wait_sent(1)
+        received = app.inbox.received
+        duplicates = app.inbox.duplicates
+
+    assert received == 1
+    assert duplicates == 9
+    assert len(await sql_store.list_responses()) == 1
+    assert len(stranger_texts(transport)) == 1
 
 
 async def test_group_broadcast_and_own_messages_ignored(autojump_clock) -> None:
@@ -81,6 +151,38 @@ async def test_dedup_survives_restart(autojump_clock) -> None:
     assert len(acks) == 1
     assert acks[0].startswith("📝")
     record = await store.get_inbound("wamid-1")
+    assert record.participant_id == STRANGER
+    assert record.processed_at is not None
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_sql_dedup_survives_restart(kind, tmp_path, asyncio_loop) -> None:
+    """Scenario: a WhatsApp id seen before a restart is dropped after it.
+
+    Each run opens the database anew, as a restarted process would.
+    """
+    async with sql_store_location(kind, tmp_path) as (dsn, options):
+        async with reopen_on_real_clock(dsn, options) as (_, first_transport):
+            await first_transport.inject_text("wamid-1", STRANGER, "hello", START)
+            with trio.fail_after(REAL_DEADLINE):
+                await first_transport.wait_sent(1)
+
+        async with reopen_on_real_clock(dsn, options) as (second, second_transport):
+            await second_transport.inject_text("wamid-1", STRANGER, "hello", START)
+            inbox = second.inbox
+            await wait_until(
+                lambda: inbox.received + inbox.duplicates >= 1, limit=REAL_DEADLINE
+            )
+            responses = await second.store.list_responses()
+            record = await second.store.get_inbound("wamid-1")
+
+    assert inbox.received == 0
+    assert inbox.duplicates == 1
+    assert [(r.sender, r.body) for r in responses] == [("+15551230009", "hello")]
+    acks = stranger_texts(first_transport) + stranger_texts(second_transport)
+    assert len(acks) == 1
+    assert acks[0].startswith("📝")
+    assert record is not None
     assert record.participant_id == STRANGER
     assert record.processed_at is not None
 
