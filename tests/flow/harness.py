@@ -22,21 +22,39 @@ import trio.testing
 from actors import VirtualClock
 from promptpipe.app import Application, AppOptions, create_application
 from promptpipe.flow.context import FlowSettings
+from promptpipe.flow.prompts import SystemPrompts
 from promptpipe.llm.base import ChatModel
 from promptpipe.models import (
     FLOW_TYPE_CONVERSATION,
     Job,
     JobStatus,
+    NewJob,
     Participant,
     ParticipantStatus,
 )
-from promptpipe.store.base import PutFlowState, PutHook, PutParticipant, Store
+from promptpipe.store.base import (
+    EnqueueJob,
+    PutFlowState,
+    PutHook,
+    PutParticipant,
+    Store,
+)
 from promptpipe.store.memory import MemoryStore
 from tests.fakes.llm import ScriptedChatModel
 from tests.fakes.transport import FakeTransport, SentItem
 
 P_ID = "p_00000000000000000000000000000001"
 P_PHONE = "15551230001"
+SCHEDULE_ID = "sched_0123456789abcdef"
+FULL_PROFILE = {
+    "habit_domain": "breathing",
+    "motivational_frame": "calm",
+    "preferred_time": "09:30",
+    "prompt_anchor": "after breakfast",
+    "intensity": "normal",
+    "success_count": 0,
+    "total_prompts": 0,
+}
 
 
 def utc(text: str) -> datetime:
@@ -91,6 +109,53 @@ async def seed_participant(
     return participant
 
 
+def fixed_schedule(to: str = P_PHONE) -> str:
+    """Return a registry with one fixed 09:30 America/Toronto schedule."""
+    return json.dumps(
+        [
+            {
+                "id": SCHEDULE_ID,
+                "type": "fixed",
+                "fixed_time": "09:30",
+                "timezone": "America/Toronto",
+                "created_at": "2025-06-01T00:00:00Z",
+                "to": to,
+            }
+        ]
+    )
+
+
+async def seed_daily(
+    store: Store,
+    due: str,
+    profile: dict[str, Any] | None = None,
+    participant: Participant | None = None,
+    **state: str,
+) -> None:
+    """Seed a participant (``P`` by default) in FEEDBACK with the fixed schedule.
+
+    The schedule's job is queued at ``due``. ``state`` adds or replaces keys.
+    """
+    participant = participant or make_participant()
+    phone = participant.phone_number
+    data = {"conversationState": "FEEDBACK", "scheduleRegistry": fixed_schedule(phone)}
+    if profile is not None:
+        data["userProfile"] = json.dumps(profile)
+    data.update(state)
+    await seed_participant(store, participant, state_data=data)
+    job = NewJob(
+        kind="recurring_prompt",
+        run_at=utc(due),
+        payload={
+            "participant_id": participant.id,
+            "schedule_id": SCHEDULE_ID,
+            "to": phone,
+        },
+        dedupe_key=f"recurring_prompt:{participant.id}:{SCHEDULE_ID}",
+    )
+    await store.apply([EnqueueJob(job)], utc("2025-06-01T00:00:00Z"))
+
+
 @dataclass
 class Harness:
     """The running application and its fakes."""
@@ -118,13 +183,17 @@ class Harness:
         at: datetime | None = None,
         phone: str = P_PHONE,
         message_id: str | None = None,
+        timestamp: datetime | None = None,
     ) -> str:
-        """Deliver an inbound text at ``at`` and wait until it is fully handled."""
+        """Deliver an inbound text at ``at`` and wait until it is fully handled.
+
+        ``timestamp`` is the message's WhatsApp time and defaults to the virtual now.
+        """
         if at is not None:
             await self.advance_to(at)
         self.messages += 1
         message_id = message_id or f"m{self.messages}"
-        await self.transport.inject_text(message_id, phone, text)
+        await self.transport.inject_text(message_id, phone, text, timestamp)
         await self.settle()
         return message_id
 
@@ -160,12 +229,18 @@ async def run_harness(
     llm: ChatModel | None = None,
     settings: FlowSettings | None = None,
     options: AppOptions | None = None,
+    prompts: SystemPrompts | None = None,
+    polls: bool = True,
     seed: int = 7,
 ) -> AsyncIterator[Harness]:
-    """Run the application from ``start`` (virtual time) on the given store."""
+    """Run the application from ``start`` (virtual time) on the given store.
+
+    ``polls=False`` gives a transport without poll support.
+    """
     clock = VirtualClock(start)
     store = store or MemoryStore()
     transport = FakeTransport(clock)
+    transport.supports_polls = polls
     model = llm or ScriptedChatModel()
     app = create_application(
         store=store,
@@ -174,6 +249,7 @@ async def run_harness(
         clock=clock,
         options=options or AppOptions(sweep_interval=300.0),
         flow_settings=settings or FlowSettings(),
+        prompts=prompts,
         rng=random.Random(seed),
         outbox_poll_interval=300.0,
         outbox_lease=timedelta(hours=12),

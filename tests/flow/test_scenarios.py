@@ -22,58 +22,19 @@ from tests.fakes.llm import ScriptedChatModel
 from tests.fakes.llm_server import ScriptedReply
 from tests.fakes.transport import PollContent, SentItem
 from tests.flow.harness import (
+    FULL_PROFILE,
     P_ID,
     P_PHONE,
     make_participant,
     run_harness,
+    seed_daily,
     seed_participant,
     utc,
 )
 
-SCHEDULE_ID = "sched_0123456789abcdef"
-FULL_PROFILE = {
-    "habit_domain": "breathing",
-    "motivational_frame": "calm",
-    "preferred_time": "09:30",
-    "prompt_anchor": "after breakfast",
-    "intensity": "normal",
-    "success_count": 0,
-    "total_prompts": 0,
-}
-
 
 def tool_messages(call) -> list[str]:
     return [message.content for message in call.messages if message.role == "tool"]
-
-
-def fixed_schedule(to: str = P_PHONE) -> str:
-    return json.dumps(
-        [
-            {
-                "id": SCHEDULE_ID,
-                "type": "fixed",
-                "fixed_time": "09:30",
-                "timezone": "America/Toronto",
-                "created_at": "2025-06-01T00:00:00Z",
-                "to": to,
-            }
-        ]
-    )
-
-
-async def seed_daily(store, due: str, profile=None, **state: str) -> None:
-    data = {"conversationState": "FEEDBACK", "scheduleRegistry": fixed_schedule()}
-    if profile is not None:
-        data["userProfile"] = json.dumps(profile)
-    data.update(state)
-    await seed_participant(store, state_data=data)
-    job = NewJob(
-        kind="recurring_prompt",
-        run_at=utc(due),
-        payload={"participant_id": P_ID, "schedule_id": SCHEDULE_ID, "to": P_PHONE},
-        dedupe_key=f"recurring_prompt:{P_ID}:{SCHEDULE_ID}",
-    )
-    await store.apply([EnqueueJob(job)], utc("2025-06-01T00:00:00Z"))
 
 
 async def test_intake_completion_end_to_end(autojump_clock) -> None:
