@@ -9,6 +9,7 @@ through the outbox, so "composing" and "paused" both precede the reply text.
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import trio
@@ -115,7 +116,7 @@ async def test_intake_completion_end_to_end(autojump_clock) -> None:
     assert registry[0]["type"] == "fixed"
     assert registry[0]["fixed_time"] == "09:30"
     assert registry[0]["timezone"] == "America/Toronto"
-    assert registry[0]["id"].startswith("sched_") and len(registry[0]["id"]) == 22
+    assert re.fullmatch(r"^sched_[0-9a-f]{16}$", registry[0]["id"])
     # 12:00Z is 08:00 in Toronto, before 09:20: the first delivery is today.
     assert [job.run_at for job in jobs] == [utc("2025-06-02T13:20:00Z")]
     assert registry[0]["timer_id"] == jobs[0].id
