@@ -1,0 +1,147 @@
+"""Daily delivery rules on the virtual clock: the auto-feedback switch and the
+intensity poll.
+"""
+
+from __future__ import annotations
+
+import json
+
+from promptpipe.models import JobStatus, NewJob
+from promptpipe.store.base import EnqueueJob
+from promptpipe.store.memory import MemoryStore
+from tests.fakes.llm import ScriptedChatModel
+from tests.fakes.llm_server import ScriptedReply
+from tests.flow.harness import (
+    FULL_PROFILE,
+    P_ID,
+    P_PHONE,
+    make_participant,
+    run_harness,
+    seed_daily,
+    seed_participant,
+    utc,
+)
+
+
+async def test_auto_feedback_skipped_after_reply(autojump_clock) -> None:
+    """A reply to the prompt, handled in INTAKE, leaves the sub-state as it is."""
+    store = MemoryStore()
+    await seed_daily(
+        store, "2025-06-02T13:20:00Z", profile=FULL_PROFILE, conversationState="INTAKE"
+    )
+    llm = ScriptedChatModel()
+    llm.queue(
+        ScriptedReply(content="Take 10 deep breaths after breakfast."),
+        ScriptedReply(content="Nice, tell me more."),
+    )
+
+    async with run_harness(utc("2025-06-02T13:00:00Z"), store=store, llm=llm) as h:
+        await h.advance_to(utc("2025-06-02T13:20:00Z"))
+        job = (await h.jobs("auto_feedback_enforcement", JobStatus.QUEUED))[0]
+        await h.inject("did it", at=utc("2025-06-02T13:22:00Z"))
+        replied = await h.state()
+        await h.advance_to(utc("2025-06-02T13:25:00Z"))
+        after = await h.state()
+        finished = await store.get_job(job.id)
+
+    assert job.run_at == utc("2025-06-02T13:25:00Z")
+    assert replied["dailyPromptRespondedAt"] == "2025-06-02T13:22:00Z"
+    assert replied["autoFeedbackTimerID"] == job.id
+    assert finished.status is JobStatus.DONE
+    assert after["conversationState"] == "INTAKE"
+    assert after["autoFeedbackTimerID"] == ""
+
+
+def sydney_schedule(schedule_id: str, fixed_time: str) -> dict[str, str]:
+    return {
+        "id": schedule_id,
+        "type": "fixed",
+        "fixed_time": fixed_time,
+        "timezone": "Australia/Sydney",
+        "created_at": "2025-06-01T00:00:00Z",
+        "to": P_PHONE,
+    }
+
+
+async def test_intensity_day_in_participant_timezone(autojump_clock) -> None:
+    """Two prompts on one UTC day but on two Sydney days each get the poll."""
+    store = MemoryStore()
+    # June is outside daylight saving in Sydney (UTC+10), so the prep times 23:50 and
+    # 00:10 local are 13:50Z and 14:10Z, both on 2025-06-02 in UTC.
+    schedules = [
+        sydney_schedule("sched_a000000000000000", "00:00"),
+        sydney_schedule("sched_b000000000000000", "00:20"),
+    ]
+    await seed_participant(
+        store,
+        make_participant(timezone="Australia/Sydney"),
+        {
+            "conversationState": "FEEDBACK",
+            "userProfile": json.dumps(FULL_PROFILE),
+            "scheduleRegistry": json.dumps(schedules),
+        },
+    )
+    jobs = [
+        NewJob(
+            "recurring_prompt",
+            utc(due),
+            {"participant_id": P_ID, "schedule_id": schedule["id"], "to": P_PHONE},
+            f"recurring_prompt:{P_ID}:{schedule['id']}",
+        )
+        for due, schedule in zip(
+            ["2025-06-02T13:50:00Z", "2025-06-02T14:10:00Z"], schedules, strict=True
+        )
+    ]
+    await store.apply([EnqueueJob(job) for job in jobs], utc("2025-06-01T00:00:00Z"))
+    llm = ScriptedChatModel()
+    llm.queue(ScriptedReply(content="Prompt 1"), ScriptedReply(content="Prompt 2"))
+
+    async with run_harness(utc("2025-06-02T13:00:00Z"), store=store, llm=llm) as h:
+        await h.advance_to(utc("2025-06-02T13:50:00Z"))
+        first = [item.kind for item in h.sent()]
+        date_one = (await h.state())["lastIntensityPromptDate"]
+        await h.advance_to(utc("2025-06-02T14:10:00Z"))
+        second = [item.kind for item in h.sent()][len(first) :]
+        date_two = (await h.state())["lastIntensityPromptDate"]
+
+    assert first == ["text", "poll", "poll"]
+    assert date_one == "2025-06-02"
+    assert second == ["text", "poll", "poll"]
+    assert date_two == "2025-06-03"
+    assert h.sent()[-1].sent_at == utc("2025-06-02T14:10:00Z")
+
+
+async def test_typed_intensity_after_text_fallback(autojump_clock) -> None:
+    """Without polls, a bare level answers the intensity question once."""
+    store = MemoryStore()
+    await seed_daily(store, "2025-06-02T13:20:00Z", profile=FULL_PROFILE)
+    llm = ScriptedChatModel()
+    llm.queue(
+        ScriptedReply(content="Take 10 deep breaths after breakfast."),
+        ScriptedReply(content="Got it, more of a challenge."),
+        ScriptedReply(content="Noted."),
+    )
+
+    async with run_harness(
+        utc("2025-06-02T13:00:00Z"), store=store, llm=llm, polls=False
+    ) as h:
+        await h.advance_to(utc("2025-06-02T13:20:00Z"))
+        delivered = list(h.texts())
+        questioned = await h.state()
+        await h.inject(" High ", at=utc("2025-06-02T13:30:00Z"))
+        answered = await h.state()
+        # The question was answered, so a second bare level is an ordinary message.
+        await h.inject("low", at=utc("2025-06-02T13:40:00Z"))
+        final = await h.state()
+
+    assert (
+        delivered[-1]
+        == "How's the intensity of your habit? Reply with low, normal or high."
+    )
+    assert questioned["intensityTextPromptDate"] == "2025-06-02"
+    assert questioned["lastIntensityPromptDate"] == "2025-06-02"
+    assert json.loads(answered["userProfile"])["intensity"] == "high"
+    assert answered["intensityTextPromptDate"] == ""
+    assert json.loads(final["userProfile"])["intensity"] == "high"
+    user_messages = [m.content for m in llm.calls[1].messages if m.role == "user"]
+    assert user_messages[-1] == " High "
