@@ -33,7 +33,7 @@ from promptpipe.app import Application, AppOptions, create_application
 from promptpipe.config import Settings
 from promptpipe.errors import ConfigError, PromptPipeError
 from promptpipe.flow.context import FlowSettings
-from promptpipe.flow.prompts import load_system_prompts
+from promptpipe.flow.prompts import SystemPrompts, load_system_prompts
 from promptpipe.llm.base import ChatModel
 from promptpipe.lock import take_state_lock
 from promptpipe.messaging.generators import register_installed_generators
@@ -106,6 +106,15 @@ def flow_settings(settings: Settings) -> FlowSettings:
         # restarts the wait: 4 min 30 s of the default 5 minutes, and the same
         # share of a configured delay.
         auto_feedback_newer_prompt_window=settings.auto_feedback_delay * 0.9,
+    )
+
+
+def system_prompts(settings: Settings) -> SystemPrompts:
+    """Load the configured system prompt files, or the packaged texts."""
+    return load_system_prompts(
+        intake=settings.intake_bot_prompt_file,
+        feedback=settings.feedback_tracker_prompt_file,
+        generator=settings.prompt_generator_prompt_file,
     )
 
 
@@ -252,11 +261,7 @@ def _build_app(
             stop_grace=settings.shutdown_timeout.total_seconds(),
         ),
         flow_settings=flow_settings(settings),
-        prompts=load_system_prompts(
-            settings.intake_bot_prompt_file,
-            settings.feedback_tracker_prompt_file,
-            settings.prompt_generator_prompt_file,
-        ),
+        prompts=system_prompts(settings),
         pacing=pacing_policy(settings),
         outbox_max_attempts=settings.outbox_max_attempts,
     )
