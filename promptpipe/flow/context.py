@@ -222,16 +222,26 @@ class FlowContext:
         return message.id
 
     def send_text(
-        self, body: str, kind: str = outgoing.KIND_REPLY, to: str = ""
+        self,
+        body: str,
+        kind: str = outgoing.KIND_REPLY,
+        to: str = "",
+        requires: str | None = None,
     ) -> str:
-        """Queue one text to the participant (or ``to``); returns the outbox id."""
+        """Queue one text to the participant (or ``to``); returns the outbox id.
+
+        ``requires`` names an outbox row that must be sent first. If that row fails
+        permanently, this one is canceled.
+        """
         recipient = to or self.phone
         if not recipient:
             raise ValueError(
                 f"participant {self.participant_id} has no phone number to send to"
             )
         return self.send(
-            outgoing.text_message(self.participant_id, recipient, body, kind)
+            outgoing.text_message(
+                self.participant_id, recipient, body, kind, requires=requires
+            )
         )
 
     def send_prompt_with_poll(
@@ -250,10 +260,19 @@ class FlowContext:
         self.send(poll)
         return text.id
 
-    def send_poll(self, question: str, options: tuple[str, ...], to: str = "") -> str:
+    def send_poll(
+        self,
+        question: str,
+        options: tuple[str, ...],
+        to: str = "",
+        requires: str | None = None,
+    ) -> str:
+        """Queue a single-choice poll. ``requires`` works as in ``send_text``."""
         recipient = to or self.phone or ""
         return self.send(
-            outgoing.poll_message(self.participant_id, recipient, question, options)
+            outgoing.poll_message(
+                self.participant_id, recipient, question, options, requires=requires
+            )
         )
 
     def debug(self, text: str) -> None:

@@ -111,8 +111,12 @@ def rearm_schedule(ctx: FlowContext, info: ScheduleInfo, to: str) -> None:
     queue_occurrence(ctx, info, due, to)
 
 
-def offer_intensity_poll(ctx: FlowContext, to: str) -> None:
-    """Send the intensity poll unless one went out today (participant's date)."""
+def offer_intensity_poll(ctx: FlowContext, to: str, prompt_id: str) -> None:
+    """Send the intensity poll unless one went out today (participant's date).
+
+    The poll requires the prompt's outbox row ``prompt_id``, so it is canceled
+    when the prompt cannot be sent.
+    """
     if not to:
         return
     today = local_date(ctx, ctx.now())
@@ -128,9 +132,14 @@ def offer_intensity_poll(ctx: FlowContext, to: str) -> None:
         return
 
     if ctx.services.supports_polls:
-        ctx.send_poll(INTENSITY_POLL_QUESTION, options, to=to)
+        ctx.send_poll(INTENSITY_POLL_QUESTION, options, to=to, requires=prompt_id)
     else:
-        ctx.send_text(INTENSITY_TEXT_FALLBACK, kind=outgoing.KIND_PROMPT, to=to)
+        ctx.send_text(
+            INTENSITY_TEXT_FALLBACK,
+            kind=outgoing.KIND_PROMPT,
+            to=to,
+            requires=prompt_id,
+        )
         ctx.set(states.KEY_INTENSITY_TEXT_PENDING, today)
     ctx.set(states.KEY_LAST_INTENSITY_DATE, today)
 
@@ -213,7 +222,7 @@ async def deliver_daily_prompt(
             extra=_log_extra(ctx, "profile_corrupt"),
         )
     schedule_reminder(ctx, to, prompt_id)
-    offer_intensity_poll(ctx, to)
+    offer_intensity_poll(ctx, to, prompt_id)
     if ctx.settings.auto_feedback_enabled:
         queue_auto_feedback(ctx)
     if ctx.settings.feedback_timers_enabled:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from promptpipe.models import JobStatus, NewJob
 from promptpipe.store.base import EnqueueJob
 from promptpipe.store.memory import MemoryStore
@@ -145,3 +147,24 @@ async def test_typed_intensity_after_text_fallback(autojump_clock) -> None:
     assert json.loads(final["userProfile"])["intensity"] == "high"
     user_messages = [m.content for m in llm.calls[1].messages if m.role == "user"]
     assert user_messages[-1] == " High "
+
+
+@pytest.mark.parametrize("polls", [True, False])
+async def test_failed_prompt_cancels_intensity_poll(autojump_clock, polls) -> None:
+    """No intensity question, poll or text, follows a prompt that was not sent."""
+    store = MemoryStore()
+    await seed_daily(store, "2025-06-02T13:20:00Z", profile=FULL_PROFILE)
+    llm = ScriptedChatModel()
+    llm.queue(ScriptedReply(content="Take 10 deep breaths after breakfast."))
+
+    async with run_harness(
+        utc("2025-06-02T13:00:00Z"), store=store, llm=llm, polls=polls
+    ) as h:
+        # The eighth and last attempt of the prompt text fails at 13:41:10.
+        h.transport.fail_next(8)
+        await h.advance_to(utc("2025-06-02T13:41:10Z"))
+        outbox = await store.count_outbox()
+
+    assert h.transport.failed[-1].sent_at == utc("2025-06-02T13:41:10Z")
+    assert [item.kind for item in h.sent()] == []
+    assert outbox == {"failed": 1, "canceled": 2}
