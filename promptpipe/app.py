@@ -21,6 +21,7 @@ import trio
 
 from actors import (
     Actor,
+    ActorError,
     ActorParkedError,
     ActorStoppedError,
     ActorSystem,
@@ -36,6 +37,7 @@ from promptpipe.flow.context import FlowServices, FlowSettings
 from promptpipe.flow.participant import (
     Enroll,
     InboundText,
+    OutboxFailed,
     ParticipantActor,
     Recover,
     RemoveParticipant,
@@ -63,6 +65,7 @@ from promptpipe.messaging.service import MessagingService
 from promptpipe.models import (
     Job,
     JobStatus,
+    OutboxMessage,
     Participant,
     ParticipantStatus,
     Receipt,
@@ -194,6 +197,7 @@ class Application:
             keep_queued=True,
         )
         self.timer_store = JobsTimerStore(store, job_owner)
+        sender.on_failed = self._outbox_failed
         self._system: ActorSystem | None = None
         self._inbox: Inbox | None = None
         self._enroll_lock = trio.Lock()
@@ -227,6 +231,32 @@ class Application:
                 self.is_active_participant,
             )
         return ParticipantActor(key, self.flow)
+
+    def _outbox_failed(self, message: OutboxMessage) -> None:
+        """Tell the owning participant's actor that its outbox row failed.
+
+        Rows owned by a phone (``/send``, acknowledgements) have no actor under that
+        key and are skipped, and so is every row while the actors are stopped. A
+        report that cannot be queued is logged, and boot recovery later checks the
+        participant's intensity poll of the day again.
+        """
+        system = self._system
+        key = message.participant_id
+        if system is None or not system.is_running(key):
+            return
+        try:
+            system.send_nowait(key, OutboxFailed(message.id))
+        except ActorError as exc:
+            logger.warning(
+                "could not report failed outbox message %s to its participant: %s",
+                message.id,
+                exc,
+                extra={
+                    "event": "outbox_failure_not_delivered",
+                    "participant_id": key,
+                    "outbox_id": message.id,
+                },
+            )
 
     def _dead_letter(self, key: str, message: object, reason: str) -> None:
         """Log a message left in a mailbox when its actor stopped.

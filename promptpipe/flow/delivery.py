@@ -132,16 +132,43 @@ def offer_intensity_poll(ctx: FlowContext, to: str, prompt_id: str) -> None:
         return
 
     if ctx.services.supports_polls:
-        ctx.send_poll(INTENSITY_POLL_QUESTION, options, to=to, requires=prompt_id)
+        poll_id = ctx.send_poll(
+            INTENSITY_POLL_QUESTION, options, to=to, requires=prompt_id
+        )
     else:
-        ctx.send_text(
+        poll_id = ctx.send_text(
             INTENSITY_TEXT_FALLBACK,
             kind=outgoing.KIND_PROMPT,
             to=to,
             requires=prompt_id,
         )
         ctx.set(states.KEY_INTENSITY_TEXT_PENDING, today)
+    # The date is recorded now, so a second prompt today offers no second poll while
+    # this one is queued. forget_intensity_poll clears it if the poll is never sent.
     ctx.set(states.KEY_LAST_INTENSITY_DATE, today)
+    ctx.set(states.KEY_INTENSITY_POLL_ID, poll_id)
+
+
+def todays_intensity_poll(ctx: FlowContext) -> str:
+    """Return the outbox id of the intensity poll queued today, or ""."""
+    if ctx.get(states.KEY_LAST_INTENSITY_DATE) != local_date(ctx, ctx.now()):
+        return ""
+    return ctx.get(states.KEY_INTENSITY_POLL_ID)
+
+
+def forget_intensity_poll(ctx: FlowContext) -> None:
+    """Clear the record of an intensity poll that was never sent.
+
+    The next daily prompt of the same day then offers the poll again.
+    """
+    ctx.clear(states.KEY_LAST_INTENSITY_DATE)
+    ctx.clear(states.KEY_INTENSITY_POLL_ID)
+    if ctx.get(states.KEY_INTENSITY_TEXT_PENDING):
+        ctx.clear(states.KEY_INTENSITY_TEXT_PENDING)
+    logger.info(
+        "intensity poll was never sent, so the next prompt today offers it again",
+        extra=_log_extra(ctx, "intensity_poll_undelivered"),
+    )
 
 
 def queue_auto_feedback(ctx: FlowContext) -> None:

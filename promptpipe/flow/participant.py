@@ -29,11 +29,13 @@ from promptpipe.flow.context import FlowContext, FlowServices
 from promptpipe.flow.delivery import (
     deliver_daily_prompt,
     find_schedule,
+    forget_intensity_poll,
     queue_next_occurrence,
     rearm_schedule,
     run_auto_feedback_job,
     run_feedback_followup_job,
     run_feedback_timeout_job,
+    todays_intensity_poll,
 )
 from promptpipe.flow.engine import process_turn
 from promptpipe.flow.profile import format_participant_background
@@ -115,6 +117,17 @@ class Recover:
     """At boot: re-create reminders and schedule jobs missing from the store."""
 
 
+@dataclass(frozen=True)
+class OutboxFailed:
+    """A report that one of the participant's outbox rows failed permanently.
+
+    The outbox sender reports it through the application. The rows that required
+    the failed row were canceled in the same transaction.
+    """
+
+    outbox_id: str
+
+
 def _log_extra(participant_id: str, event: str, **fields: Any) -> dict[str, Any]:
     return {"event": event, "participant_id": participant_id, **fields}
 
@@ -191,6 +204,9 @@ class ParticipantActor(Actor[object]):
                 return await self._remove(ctx)
             case Recover():
                 await self._recover(ctx)
+                return None
+            case OutboxFailed(outbox_id):
+                await self._outbox_failed(ctx, outbox_id)
                 return None
         raise TypeError(f"participant actor cannot handle {type(message).__name__}")
 
@@ -403,7 +419,39 @@ class ParticipantActor(Actor[object]):
                         self.participant_id, "schedule_rearmed", schedule_id=info.id
                     ),
                 )
+        # An OutboxFailed report is lost when the process stops before handling it,
+        # so the day's intensity poll is checked here too.
+        await self._forget_unsent_intensity_poll(flow)
         await self._commit(ctx, flow)
+
+    async def _outbox_failed(self, ctx: ActorContext, outbox_id: str) -> None:
+        flow = await self._load(self.participant_id)
+        if flow.participant is None:
+            return
+        logger.debug(
+            "outbox message failed permanently",
+            extra=_log_extra(
+                self.participant_id, "outbox_failure_received", outbox_id=outbox_id
+            ),
+        )
+        await self._forget_unsent_intensity_poll(flow)
+        await self._commit(ctx, flow)
+
+    async def _forget_unsent_intensity_poll(self, flow: FlowContext) -> None:
+        """Clear today's intensity poll date if its outbox row failed or was canceled.
+
+        The row is read from the store instead of trusting the failed id, because a
+        poll canceled with the prompt it requires is not the row that failed.
+        """
+        poll_id = todays_intensity_poll(flow)
+        if not poll_id:
+            return
+        row = await self.services.store.get_outbox(poll_id)
+        if row is not None and row.status in (
+            OutboxStatus.FAILED,
+            OutboxStatus.CANCELED,
+        ):
+            forget_intensity_poll(flow)
 
     # Timers
 

@@ -34,6 +34,9 @@ KEY_LAST_INTENSITY_DATE: Final = "lastIntensityPromptDate"
 # Set when the intensity question went out as text (a transport without polls), so a
 # bare "low", "normal" or "high" reply that follows is understood.
 KEY_INTENSITY_TEXT_PENDING: Final = "intensityTextPromptDate"
+# Outbox id of the last intensity poll (or its text fallback). When that row fails or
+# is canceled, lastIntensityPromptDate is cleared so a later prompt offers it again.
+KEY_INTENSITY_POLL_ID: Final = "intensityPollOutboxID"
 
 # feedbackState values
 FEEDBACK_WAITING_INITIAL: Final = "waiting_initial"

@@ -31,7 +31,7 @@ import enum
 import heapq
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final
@@ -141,6 +141,8 @@ class OutboxSender:
 
     Run ``run`` in a nursery with ``nursery.start``; call ``notify`` after committing
     new rows, ``drain`` at shutdown, and ``wait_settled`` to learn the fate of rows.
+    ``on_failed``, when set, is called with each row that becomes ``failed``, after
+    the change is committed. It must return without blocking and must not raise.
     """
 
     def __init__(
@@ -182,6 +184,7 @@ class OutboxSender:
         self._retry_times: list[datetime] = []
         # Outbox id -> events of the wait_settled calls watching it.
         self._watchers: dict[str, list[trio.Event]] = {}
+        self.on_failed: Callable[[OutboxMessage], None] | None = None
 
     def notify(self) -> None:
         """Wake the sender because new rows were committed. Never blocks."""
@@ -418,6 +421,8 @@ class OutboxSender:
             # The store canceled the rows that require this one; their watchers
             # must look again.
             self._wake_all_watchers()
+            if self.on_failed is not None:
+                self.on_failed(row)
             return
 
         self.stats.retried += 1

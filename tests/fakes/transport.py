@@ -84,6 +84,7 @@ class FakeTransport:
         self._wire_ids = itertools.count(1)
         self._failures_left = 0
         self._failure: Exception | None = None
+        self._failure_question: str | None = None
         self._release: trio.Event | None = None
         self._held_sends = 0
         self._changed = trio.Event()
@@ -101,13 +102,20 @@ class FakeTransport:
     def set_state(self, state: ConnectionState) -> None:
         self._state = state
 
-    def fail_next(self, count: int = 1, error: Exception | None = None) -> None:
+    def fail_next(
+        self,
+        count: int = 1,
+        error: Exception | None = None,
+        poll_question: str | None = None,
+    ) -> None:
         """Make the next ``count`` text or poll sends raise ``error``.
 
         The default error is a TransportError. Typing indicators are not affected.
+        With ``poll_question``, only polls asking it fail and other sends go out.
         """
         self._failures_left = count
         self._failure = error
+        self._failure_question = poll_question
 
     def hold_sends(self) -> None:
         """Block every text or poll send until ``release_sends`` is called."""
@@ -149,6 +157,14 @@ class FakeTransport:
         task_status.started()
         await trio.sleep_forever()
 
+    def _fails(self, payload: str | PollContent) -> bool:
+        if self._failure_question is None:
+            return True
+        return (
+            isinstance(payload, PollContent)
+            and payload.question == self._failure_question
+        )
+
     async def _send(self, kind: str, to: str, payload: str | PollContent) -> SendResult:
         _require_canonical_phone(to)
         if self._release is not None:
@@ -166,7 +182,7 @@ class FakeTransport:
             raise TransportNotConnectedError(
                 f"fake transport is {self._state.value}; call set_state(CONNECTED)"
             )
-        if self._failures_left > 0:
+        if self._failures_left > 0 and self._fails(payload):
             self._failures_left -= 1
             self.failed.append(SentItem(kind, to, payload, sent_at=self._now()))
             self._notify_change()

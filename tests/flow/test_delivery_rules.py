@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from promptpipe.models import JobStatus, NewJob
+from promptpipe.models import JobStatus, NewJob, OutboxStatus
 from promptpipe.store.base import EnqueueJob
 from promptpipe.store.memory import MemoryStore
 from tests.fakes.llm import ScriptedChatModel
@@ -164,7 +164,95 @@ async def test_failed_prompt_cancels_intensity_poll(autojump_clock, polls) -> No
         h.transport.fail_next(8)
         await h.advance_to(utc("2025-06-02T13:41:10Z"))
         outbox = await store.count_outbox()
+        state = await h.state()
 
     assert h.transport.failed[-1].sent_at == utc("2025-06-02T13:41:10Z")
     assert [item.kind for item in h.sent()] == []
     assert outbox == {"failed": 1, "canceled": 2}
+    # The canceled question is not counted as today's poll.
+    assert state["lastIntensityPromptDate"] == ""
+    assert state["intensityPollOutboxID"] == ""
+    assert state.get("intensityTextPromptDate", "") == ""
+
+
+async def test_failed_intensity_poll_not_recorded(autojump_clock) -> None:
+    """A poll that fails permanently clears the date, so a later prompt retries."""
+    store = MemoryStore()
+    schedules = [
+        {
+            "id": schedule_id,
+            "type": "fixed",
+            "fixed_time": fixed_time,
+            "timezone": "UTC",
+            "created_at": "2025-06-01T00:00:00Z",
+            "to": P_PHONE,
+        }
+        for schedule_id, fixed_time in [
+            ("sched_a000000000000000", "09:10"),
+            ("sched_b000000000000000", "21:10"),
+        ]
+    ]
+    await seed_participant(
+        store,
+        state_data={
+            "conversationState": "FEEDBACK",
+            "userProfile": json.dumps(FULL_PROFILE),
+            "scheduleRegistry": json.dumps(schedules),
+        },
+    )
+    jobs = [
+        NewJob(
+            "recurring_prompt",
+            utc(due),
+            {"participant_id": P_ID, "schedule_id": schedule["id"], "to": P_PHONE},
+            f"recurring_prompt:{P_ID}:{schedule['id']}",
+        )
+        for due, schedule in zip(
+            ["2025-06-02T09:00:00Z", "2025-06-02T21:00:00Z"], schedules, strict=True
+        )
+    ]
+    await store.apply([EnqueueJob(job) for job in jobs], utc("2025-06-01T00:00:00Z"))
+    llm = ScriptedChatModel()
+    llm.queue(ScriptedReply(content="Prompt 1"), ScriptedReply(content="Prompt 2"))
+
+    async with run_harness(utc("2025-06-02T08:00:00Z"), store=store, llm=llm) as h:
+        # Eight attempts from 09:00:00 with backoff 10 s x 2^n: the last at 09:21:10.
+        h.transport.fail_next(8, poll_question="How's the intensity?")
+        await h.advance_to(utc("2025-06-02T09:21:09Z"))
+        queued = await h.state()
+        await h.advance_to(utc("2025-06-02T09:21:10Z"))
+        failed = await h.state()
+        poll = await store.get_outbox(queued["intensityPollOutboxID"])
+        before_second = len(h.sent())
+        await h.advance_to(utc("2025-06-02T21:00:00Z"))
+        second = [item for item in h.sent()[before_second:] if item.kind != "text"]
+        final = await h.state()
+
+    assert queued["lastIntensityPromptDate"] == "2025-06-02"
+    assert h.transport.failed[-1].sent_at == utc("2025-06-02T09:21:10Z")
+    assert poll.status is OutboxStatus.FAILED
+    assert failed["lastIntensityPromptDate"] == ""
+    assert failed["intensityPollOutboxID"] == ""
+    assert [item.payload.question for item in second] == [
+        "Did you do it?",
+        "How's the intensity?",
+    ]
+    assert second[-1].sent_at == utc("2025-06-02T21:00:00Z")
+    assert final["lastIntensityPromptDate"] == "2025-06-02"
+    assert final["intensityPollOutboxID"] not in ("", poll.id)
+
+
+async def test_failed_send_spawns_no_actor(autojump_clock) -> None:
+    """A failed message owned by a phone, not a participant, notifies no actor."""
+    from promptpipe.messaging.prompt import Prompt
+
+    async with run_harness(utc("2025-06-02T10:00:00Z")) as h:
+        h.transport.fail_next(8)
+        queued_only = await h.app.send_prompt(Prompt(to="1234567890", body="Hello"))
+        await h.advance_to(utc("2025-06-02T11:00:00Z"))
+        outbox = await h.store.count_outbox()
+        running = h.app.system.is_running("1234567890")
+
+    assert queued_only is False
+    assert outbox == {"failed": 1, "canceled": 1}
+    assert running is False

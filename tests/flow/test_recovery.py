@@ -7,7 +7,8 @@ import logging
 from datetime import timedelta
 
 from promptpipe.flow.context import FlowSettings
-from promptpipe.models import JobStatus
+from promptpipe.messaging import outgoing
+from promptpipe.models import JobStatus, OutboxStatus
 from promptpipe.store.base import CancelJob
 from promptpipe.store.memory import MemoryStore
 from tests.fakes.llm import ScriptedChatModel
@@ -122,3 +123,30 @@ async def test_unparsable_pending_logged_at_boot(autojump_clock, caplog) -> None
     assert jobs == []
     assert h.texts("15551230004") == []
     assert state["dailyPromptPending"] == "{invalid json"
+
+
+async def test_boot_forgets_failed_intensity_poll(autojump_clock) -> None:
+    """A poll that failed while the process was stopping is forgotten at boot."""
+    store = MemoryStore()
+    poll = outgoing.poll_message(
+        P_ID, "15551230001", "How's the intensity?", ("Decrease", "Keep current")
+    )
+    failed_at = utc("2025-06-02T09:21:10Z")
+    await store.enqueue_outbox(poll, failed_at)
+    await store.claim_outbox(failed_at, 1)
+    await store.retry_outbox(poll.id, "send failed", failed_at, 1)
+    await seed_daily(
+        store,
+        "2025-06-02T21:00:00Z",
+        profile=FULL_PROFILE,
+        lastIntensityPromptDate="2025-06-02",
+        intensityPollOutboxID=poll.id,
+    )
+
+    async with run_harness(utc("2025-06-02T10:00:00Z"), store=store) as h:
+        state = await h.state()
+        row = await store.get_outbox(poll.id)
+
+    assert row.status is OutboxStatus.FAILED
+    assert state["lastIntensityPromptDate"] == ""
+    assert state["intensityPollOutboxID"] == ""

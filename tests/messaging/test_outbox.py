@@ -441,6 +441,24 @@ async def test_outbox_failed_after_limit_cancels_poll(autojump_clock) -> None:
     assert poll.last_error == f"canceled because required message {ids[0]} failed"
 
 
+async def test_outbox_on_failed_gets_failed_row(autojump_clock) -> None:
+    store, transport, clock, sender = virtual_setup(max_attempts=3)
+    failed: list[tuple[str, OutboxStatus, float]] = []
+    sender.on_failed = lambda row: failed.append(
+        (row.id, row.status, offset(clock.now()))
+    )
+    transport.fail_next(10)
+    ids = await enqueue(
+        store, outgoing.prompt_with_poll(PHONE, PHONE, "Stretch"), clock.now()
+    )
+
+    async with running(sender):
+        await sender.wait_settled(ids)
+
+    # Called once, for the text that failed, not for the poll canceled with it.
+    assert failed == [(ids[0], OutboxStatus.FAILED, 30.0)]
+
+
 async def test_outbox_text_before_poll_after_retry(autojump_clock) -> None:
     store, transport, clock, sender = virtual_setup(PACED)
     transport.fail_next(1)
