@@ -103,6 +103,9 @@ class RedactionFilter(logging.Filter):
         return True
 
 
+_QUIET_LIBRARY_LOGGERS: Final = ("httpx", "httpx2", "httpcore", "httpcore2")
+
+
 def _format_timestamp(created: float) -> str:
     moment = datetime.datetime.fromtimestamp(created, tz=datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
@@ -171,7 +174,9 @@ class JsonFormatter(logging.Formatter):
             entry["exc_info"] = record.exc_text
         if record.stack_info:
             entry["stack_info"] = self.formatStack(record.stack_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # ASCII-only output escapes U+2028, NEL, DEL and the C1 controls too, which
+        # line-based log readers would otherwise split or interpret.
+        return json.dumps(entry, default=str, ensure_ascii=True)
 
 
 def configure_logging(
@@ -213,3 +218,7 @@ def configure_logging(
             existing.close()
     root.addHandler(handler)
     root.setLevel(numeric_level)
+    # The HTTP clients under the openai SDK log each request URL at INFO, and a base
+    # URL may carry credentials; their warnings and errors still come through.
+    for name in _QUIET_LIBRARY_LOGGERS:
+        logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))

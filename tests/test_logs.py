@@ -270,3 +270,20 @@ def test_configure_logging_invalid_format() -> None:
         ValueError, match=r"^invalid log format 'xml': expected text or json$"
     ):
         configure_logging("INFO", "xml", stream=io.StringIO())  # type: ignore[arg-type]
+
+
+def test_json_formatter_escapes_line_separators() -> None:
+    record = _record("rejected GET %s", "/x\u2028y\x85z\x9b31m\x7f")
+    line = JsonFormatter().format(record)
+
+    assert line.isascii()
+    assert len(line.splitlines()) == 1
+    assert json.loads(line)["message"] == "rejected GET /x\u2028y\x85z\x9b31m\x7f"
+
+
+def test_configure_logging_quiets_http_client_urls(restore_root_logger: None) -> None:
+    configure_logging("DEBUG", "text", io.StringIO())
+
+    for name in ("httpx", "httpx2", "httpcore"):
+        assert not logging.getLogger(name).isEnabledFor(logging.INFO), name
+        assert logging.getLogger(name).isEnabledFor(logging.WARNING), name

@@ -10,6 +10,9 @@ fault. Request and response bodies and the token never reach a log.
 from __future__ import annotations
 
 import logging
+import math
+import time
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,6 +45,10 @@ if TYPE_CHECKING:
     from promptpipe.app import Application
 
 logger = logging.getLogger(__name__)
+
+# Rejected requests are logged at most once per window, so an unauthenticated
+# client cannot flood the log; the next warning carries the number suppressed.
+UNAUTHORIZED_LOG_WINDOW_SECONDS: Final = 1.0
 
 NOT_FOUND_TEXT: Final = "404 page not found"
 INTERNAL_ERROR_MESSAGE: Final = "Internal server error"
@@ -96,18 +103,36 @@ def _install_error_handlers(
     quart_app.register_error_handler(Exception, unexpected)
 
 
+@dataclass
+class _LogThrottle:
+    """One warning per window for rejected requests; the rest are counted."""
+
+    window_start: float = -math.inf
+    suppressed: int = 0
+
+
 def _install_token_check(quart_app: QuartTrio, token: str) -> None:
+    throttle = _LogThrottle()
+
     async def check_token() -> Response | None:
         if is_exempt(request.method, request.path):
             return None
         if has_valid_token(request.headers.get("Authorization"), token):
             return None
-        logger.warning(
-            "rejected %s %s: missing or invalid API token",
-            request.method,
-            request.path,
-            extra={"event": "api_unauthorized"},
-        )
+        now = time.monotonic()
+        if now - throttle.window_start >= UNAUTHORIZED_LOG_WINDOW_SECONDS:
+            suppressed = throttle.suppressed
+            throttle.window_start, throttle.suppressed = now, 0
+            # Only the first path segment: the rest may hold a phone number, or a
+            # token sent in the wrong place.
+            logger.warning(
+                "rejected %s /%s...: missing or invalid API token",
+                request.method[:16],
+                request.path.lstrip("/").split("/", 1)[0][:32],
+                extra={"event": "api_unauthorized", "suppressed": suppressed},
+            )
+        else:
+            throttle.suppressed += 1
         return unauthorized()
 
     quart_app.before_request(check_token)

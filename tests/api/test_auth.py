@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 
 import pytest
@@ -136,3 +137,22 @@ def test_public_host_message_for_every_interface() -> None:
 @pytest.mark.parametrize("host", ["", "0.0.0.0", "203.0.113.5"])
 def test_public_host_with_token_is_allowed(host) -> None:
     check_bind_security(host, TOKEN)
+
+
+async def test_rejected_path_logged_as_first_segment(secured, caplog) -> None:
+    caplog.set_level(logging.WARNING)
+    path = f"/conversation/participants/+1%20555%20010%202000/{TOKEN}%0aforged"
+    wrong = {"Authorization": "Bearer wrong"}
+    await secured.request("GET", path, headers=wrong)
+    for _ in range(5):
+        await secured.request("GET", "/stats", headers=wrong)
+
+    records = [
+        r for r in caplog.records if r.__dict__.get("event") == "api_unauthorized"
+    ]
+    text = "\n".join(r.getMessage() for r in records)
+    assert [r.getMessage() for r in records] == [
+        "rejected GET /conversation...: missing or invalid API token"
+    ]
+    assert "555" not in text
+    assert TOKEN not in text
