@@ -243,3 +243,18 @@ async def test_timer_survives_restart_and_fires_once(
     # One firing, text and poll included, is one sent receipt.
     assert [(r["to"], r["status"]) for r in receipts["result"]] == [(PHONE, "sent")]
     assert after["next_run"] == "2025-06-12T09:15:00Z"
+
+
+async def test_concurrent_deletes_one_succeeds(api_store) -> None:
+    timer_id = await _schedule(api_store, {"hour": 9})
+    statuses: list[int] = []
+
+    async def delete() -> None:
+        status, _ = await api_store.call("DELETE", f"/timers/{timer_id}")
+        statuses.append(status)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(10):
+            nursery.start_soon(delete)
+
+    assert sorted(statuses) == [200] + [404] * 9
