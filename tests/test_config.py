@@ -663,6 +663,12 @@ MALFORMED_DSN_CASES = [
         "port 'abc' is not an integer",
     ),
     (
+        "host=127.0.0.1 port=99999 password=hunter2",
+        "host=127.0.0.1 port=99999 password=***",
+        "port 99999 is out of range; expected 1 to 65535",
+    ),
+    ("host=h port=0", "host=h port=0", "port 0 is out of range; expected 1 to 65535"),
+    (
         "host=127.0.0.1 connect_timeout=soon",
         "host=127.0.0.1 connect_timeout=soon",
         "connect_timeout 'soon' is not a number",

@@ -125,6 +125,13 @@ def _url_arguments(dsn: str) -> dict[str, Any]:
     }
 
 
+def _port(value: str) -> int:
+    port: int = _number("port", value, int)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range; expected 1 to 65535")
+    return port
+
+
 def _number(key: str, value: str, kind: type[int] | type[float]) -> Any:
     try:
         return kind(value)
@@ -144,7 +151,7 @@ def connect_arguments(dsn: str) -> dict[str, Any]:
         if key in _KEYWORD_MAP:
             name = _KEYWORD_MAP[key]
             if name == "port":
-                arguments[name] = _number(key, value, int)
+                arguments[name] = _port(value)
             elif name == "timeout":
                 arguments[name] = _number(key, value, float)
             else:
