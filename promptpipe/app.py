@@ -476,7 +476,17 @@ class Application:
         Recurring ``/schedule`` prompts to the participant's phone end too.
         """
         participant = await self.store.get_participant(participant_id)
-        deleted = bool(await self._ask_participant(participant_id, RemoveParticipant()))
+        try:
+            deleted = bool(
+                await self._ask_participant(participant_id, RemoveParticipant())
+            )
+        except trio.TooSlowError:
+            # The actor is busy (a slow LLM turn): the removal stays in its mailbox
+            # and is applied when the turn ends. End the /schedule timers now, so
+            # none of them outlives the participant however the caller retries.
+            if participant is not None:
+                await self._cancel_timers_to(participant.phone_number)
+            raise
         if deleted and participant is not None:
             await self._cancel_timers_to(participant.phone_number)
         return deleted

@@ -10,17 +10,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import trio
 
 from promptpipe.config import load_settings
 from promptpipe.flow.prompts import load_system_prompts
 from promptpipe.llm.base import ChatCompletion, ChatMessage, ToolSpec
+from promptpipe.messaging.prompt import Prompt
+from promptpipe.scheduling.schedule import Schedule
 from promptpipe.service import system_prompts
 from promptpipe.store.memory import MemoryStore
 from tests.fakes.llm import ScriptedChatModel
 from tests.fakes.llm_server import ScriptedReply
 from tests.flow.harness import (
     FULL_PROFILE,
+    P_ID,
     P_PHONE,
     make_participant,
     run_harness,
@@ -198,3 +202,26 @@ async def test_prompt_files_replace_packaged_texts(autojump_clock, tmp_path) -> 
     assert not any(packaged.generator in text for text in everything)
     assert not any(packaged.feedback in text for text in everything)
     assert h.texts() == ["Try this one tomorrow.", "Great to hear!"]
+
+
+async def test_delete_behind_slow_turn_ends_timers(autojump_clock) -> None:
+    """A delete that times out behind a slow turn still ends the /schedule timers."""
+    store = MemoryStore()
+    await seed_participant(store, state_data={"conversationState": "INTAKE"})
+    llm = EchoChatModel(slow_text="slow question", slow_seconds=120)
+
+    async with run_harness(utc("2025-06-02T10:00:00Z"), store=store, llm=llm) as h:
+        schedule_id = await h.app.schedule_prompt(
+            Prompt(to=P_PHONE, body="hi"), Schedule.from_record({"hour": 9})
+        )
+        await h.transport.inject_text("m1", P_PHONE, "slow question")
+        with pytest.raises(trio.TooSlowError):
+            await h.app.delete_participant(P_ID)
+        timed_out_at = h.clock.now()
+        timer_after_timeout = await h.app.get_timer(schedule_id)
+        await h.advance_to(utc("2025-06-02T10:02:01Z"))
+        participant_after_turn = await store.get_participant(P_ID)
+
+    assert timed_out_at == utc("2025-06-02T10:01:00Z")
+    assert timer_after_timeout is None
+    assert participant_after_turn is None
