@@ -31,6 +31,11 @@ from promptpipe.errors import ConfigError
 logger = logging.getLogger(__name__)
 
 GRACEFUL_TIMEOUT_SECONDS: Final = 5.0
+# A connection that sends nothing for this long is closed, even mid-request. It is
+# what bounds idle HTTP/2 connections, whose keep-alive hypercorn 0.18 never ends.
+# It must exceed the longest request: a participant change waits up to two 60 s
+# asks.
+READ_TIMEOUT_SECONDS: Final = 180
 _ALL_INTERFACES: Final = "0.0.0.0"
 
 
@@ -109,10 +114,13 @@ def _with_shielded_send(app: QuartTrio) -> ASGIFramework:
     return shielded_app
 
 
-def _hypercorn_config(host: str, port: int, graceful_timeout: float) -> Config:
+def _hypercorn_config(
+    host: str, port: int, graceful_timeout: float, read_timeout: int
+) -> Config:
     config = Config()
     config.bind = [_bind_address(host, port)]
     config.graceful_timeout = graceful_timeout
+    config.read_timeout = read_timeout
     config.accesslog = None
     config.errorlog = logger
     config.include_server_header = False
@@ -126,6 +134,7 @@ async def serve_api(
     *,
     shutdown_trigger: Callable[[], Awaitable[None]],
     graceful_timeout: float = GRACEFUL_TIMEOUT_SECONDS,
+    read_timeout: int = READ_TIMEOUT_SECONDS,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``quart_app`` on ``host``:``port`` until ``shutdown_trigger`` returns.
@@ -133,12 +142,13 @@ async def serve_api(
     An empty ``host`` listens on every IPv4 interface. ``task_status.started``
     receives the bound URLs, such as ``["http://127.0.0.1:41234"]``, once the
     socket listens. After the trigger, new connections are refused and requests
-    in flight get ``graceful_timeout`` seconds before they are cancelled.
+    in flight get ``graceful_timeout`` seconds before they are cancelled. A
+    connection from which nothing arrives for ``read_timeout`` seconds is closed.
 
     Raises:
         OSError: the address cannot be bound.
     """
-    config = _hypercorn_config(host, port, graceful_timeout)
+    config = _hypercorn_config(host, port, graceful_timeout, read_timeout)
 
     async def started(task_status: trio.TaskStatus[list[str]]) -> None:
         await serve(

@@ -17,7 +17,7 @@ from tests.api.harness import PHONE, TOKEN, ApiHarness, open_api
 
 @asynccontextmanager
 async def open_server(
-    api: ApiHarness, *, graceful_timeout: float = 5.0
+    api: ApiHarness, *, graceful_timeout: float = 5.0, read_timeout: int = 180
 ) -> AsyncIterator[tuple[str, trio.Event, trio.Event]]:
     """Serve ``api`` on an ephemeral port; yield the URL and the stop/stopped events."""
     stop = trio.Event()
@@ -31,6 +31,7 @@ async def open_server(
                 0,
                 shutdown_trigger=stop.wait,
                 graceful_timeout=graceful_timeout,
+                read_timeout=read_timeout,
                 task_status=task_status,
             )
         finally:
@@ -176,3 +177,15 @@ async def test_server_closes_idle_keep_alive(memory_store) -> None:
 
     # hypercorn's default keep-alive timeout is 5 seconds.
     assert 4 < seconds < 8
+
+
+async def test_server_closes_silent_http2_connection(memory_store) -> None:
+    """A prior-knowledge HTTP/2 preface with nothing after it is closed."""
+    preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+    async with (
+        open_api(memory_store) as api,
+        open_server(api, read_timeout=1) as (url, _, _),
+    ):
+        seconds = await _seconds_until_server_closes(url, preface)
+
+    assert 0.5 < seconds < 5
