@@ -83,7 +83,7 @@ class ActorContext:
 
         Blocks on the store and raises what the store raises. If cancelled before the
         store committed, the timer stays queued and armed. If cancelled after, the row
-        is canceled; the timer may still be armed, but its claim then fails when it
+        is canceled. The timer may then still be armed, but its claim fails when it
         comes due, so it never runs.
         """
         changed = await self.system.timer_store.cancel_timer(timer_id, self.clock.now())

@@ -39,7 +39,7 @@ class TimerStore(Protocol):
 
     Every method is one transaction that blocks until it committed. Timer states are
     those of a job queue: queued, running (claimed), done, failed or canceled. A call
-    cancelled while it waits has either committed as a whole or not at all; the
+    cancelled while it waits has either committed as a whole or not at all. The
     runtime does not depend on which, because the boot, the sweep and the lease
     check reconcile the heap with the rows. Methods raise the storage's own errors,
     which the runtime treats as a crash of the calling actor.

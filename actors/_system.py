@@ -372,8 +372,9 @@ class ActorSystem:
         """Stop ``key`` after its current message and wait until it has stopped.
 
         Returns at once for a key with no running actor. Messages still in the
-        mailbox are not handled: asks among them fail with ``ActorStoppedError`` and
-        tells go to the dead-letter hook. If the wait is cancelled, the stop still
+        mailbox are not handled. Requests sent with ``ask`` fail with
+        ``ActorStoppedError``, and messages sent with ``send`` go to the dead-letter
+        hook. If the wait is cancelled, the stop still
         happens. Raises nothing of its own.
         """
         cell = self._cells.get(key)

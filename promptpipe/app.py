@@ -340,8 +340,8 @@ class Application:
 
         Start order: the transport, the actor system (hooks, timers and participants
         restored), the outbox sender, the redelivery of unprocessed messages, and
-        only then the inbox, so no new message is routed before recovery finished;
-        inbound events that arrive meanwhile wait in the bounded event channel.
+        only then the inbox, so no new message is routed before recovery finished.
+        Inbound events that arrive meanwhile wait in the bounded event channel.
         ``ready`` is set when all of it runs. On exit the inbox stops first, the
         actors finish their message in hand, the sender drains what they wrote for
         the rest of the stop grace, and the transport stops last.

@@ -298,8 +298,8 @@ def _convert(option: Option, raw: str, source: str, note: str = "") -> Any:
         return option.parse(raw)
     except ValueError as exc:
         # A DSN may carry a password, which the error must not repeat.
-        shown = redact_dsn(raw) if option.field.endswith("_dsn") else raw
-        raise ConfigError(source, shown, f"{exc}{note}") from None
+        displayed_value = redact_dsn(raw) if option.field.endswith("_dsn") else raw
+        raise ConfigError(source, displayed_value, f"{exc}{note}") from None
 
 
 def load_settings(

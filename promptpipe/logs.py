@@ -131,8 +131,8 @@ def _escape_controls(text: str) -> str:
 class TextFormatter(logging.Formatter):
     """One line per record: time, level, logger, message, then ``key=value`` extras.
 
-    Control characters in the message (a newline in a request path, say) are
-    escaped; only a traceback or stack appended after the line spans more lines.
+    Control characters in the message, such as a newline in a request path, are
+    escaped. Only a traceback or stack appended after the line spans more lines.
     """
 
     def format(self, record: logging.LogRecord) -> str:
@@ -219,6 +219,6 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(numeric_level)
     # The HTTP clients under the openai SDK log each request URL at INFO, and a base
-    # URL may carry credentials; their warnings and errors still come through.
+    # URL may carry credentials. Their warnings and errors still come through.
     for name in _QUIET_LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(max(numeric_level, logging.WARNING))

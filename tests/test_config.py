@@ -644,19 +644,23 @@ def test_load_settings_invalid_environment(
 
 PG_URL_HINT = "expected postgresql://user:password@host:port/database"
 
-MALFORMED_DSN_CASES = [
+INVALID_DSN_CASES = [
     (
         "postgresql://127.0.0.1:notaport/x",
         "postgresql://127.0.0.1:notaport/x",
-        "malformed PostgreSQL URL: Port could not be cast to integer value as "
+        "invalid PostgreSQL URL: Port could not be cast to integer value as "
         f"'notaport'; {PG_URL_HINT}",
     ),
     (
         "postgresql://u:secret@[bad/x",
         "postgresql://u:***@[bad/x",
-        f"malformed PostgreSQL URL: Invalid IPv6 URL; {PG_URL_HINT}",
+        f"invalid PostgreSQL URL: Invalid IPv6 URL; {PG_URL_HINT}",
     ),
-    ("postgres://h:0/db", "postgres://h:0/db", "port 0 is not a valid PostgreSQL port"),
+    (
+        "postgres://h:0/db",
+        "postgres://h:0/db",
+        "port 0 is out of range; expected 1 to 65535",
+    ),
     (
         "host=127.0.0.1 password=hunter2 port=abc",
         "host=127.0.0.1 password=*** port=abc",
@@ -676,8 +680,8 @@ MALFORMED_DSN_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("value", "shown", "problem"), MALFORMED_DSN_CASES)
-def test_load_settings_malformed_postgres_dsn(
+@pytest.mark.parametrize(("value", "shown", "problem"), INVALID_DSN_CASES)
+def test_load_settings_invalid_postgres_dsn(
     workdir: Path, value: str, shown: str, problem: str
 ) -> None:
     with pytest.raises(ConfigError) as info:

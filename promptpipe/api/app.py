@@ -47,7 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # Rejected requests are logged at most once per window, so an unauthenticated
-# client cannot flood the log; the next warning carries the number suppressed.
+# client cannot flood the log. The next warning contains the number suppressed.
 UNAUTHORIZED_LOG_WINDOW_SECONDS: Final = 1.0
 
 NOT_FOUND_TEXT: Final = "404 page not found"

@@ -126,9 +126,9 @@ async def send(app: Application) -> Response:
     try:
         sent = await app.send_prompt(prompt)
     except GenerationError as exc:
-        # The contract answers 500 here, even when the request caused it (an
+        # The API contract returns 500 here, even when the request caused it (an
         # unsupported conversation state, a custom type with no generator, no LLM).
-        # The reason is logged as one line: a traceback would say nothing more.
+        # The reason is logged as one line, because a traceback adds nothing.
         logger.warning(
             "prompt generation failed for a %s prompt to %s: %s",
             prompt.type,

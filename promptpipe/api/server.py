@@ -34,7 +34,7 @@ GRACEFUL_TIMEOUT_SECONDS: Final = 5.0
 # A connection that sends nothing for this long is closed, even mid-request. It is
 # what bounds idle HTTP/2 connections, whose keep-alive hypercorn 0.18 never ends.
 # It must exceed the longest request: a participant change waits up to two 60 s
-# asks.
+# requests to the participant's actor.
 READ_TIMEOUT_SECONDS: Final = 180
 _ALL_INTERFACES: Final = "0.0.0.0"
 

@@ -1,6 +1,6 @@
 """Prompt generators: turn a ``Prompt`` into message text, by prompt type.
 
-The registry holds static, genai, branch and conversation. The ``custom`` type has
+The registry contains static, genai, branch and conversation. The ``custom`` type has
 no built-in generator: Python code that embeds the application registers one with
 ``GeneratorRegistry.register``, and ``promptpipe serve`` loads one that an installed
 package declares as an entry point (see ``register_installed_generators``).

@@ -130,9 +130,9 @@ class ScheduleActor(Actor[object]):
         job = await self.store.find_job_by_dedupe_key(
             scheduled_prompt_dedupe_key(self.schedule_id)
         )
-        # The actor stays up after a cancel: stopping it would fail the concurrent
-        # cancels queued behind this one (ActorStoppedError) instead of answering
-        # them "no such timer". It is not spawned again at the next start.
+        # The actor stays up after a cancel, because stopping it would fail the
+        # concurrent cancels queued behind this one with ActorStoppedError instead
+        # of returning False ("no such timer"). The next start does not spawn it.
         if job is None:
             return False
         canceled = await self.store.cancel_job(job.id, ctx.clock.now(), message.reason)

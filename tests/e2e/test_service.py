@@ -146,8 +146,16 @@ async def enroll_and_schedule(service: ServiceProcess) -> None:
         assert response.status_code == 202, response.text
 
 
-def count(service: ServiceProcess, body: str) -> int:
-    return sum(1 for item in service.messages() if item.get("body") == body)
+async def post_inbound(
+    service: ServiceProcess, sender: str, text: str, message_id: str
+) -> None:
+    """Deliver a console inbound message and check that it was accepted (202)."""
+    async with service.client() as client:
+        response = await client.post(
+            "/console/inbound",
+            json={"from": sender, "text": text, "id": message_id},
+        )
+    assert response.status_code == 202, response.text
 
 
 STATE_QUERY = (
@@ -310,31 +318,13 @@ async def run_kill(
         )
         await enroll_and_schedule(first)
         await trio.sleep(2)
-        async with first.client() as client:
-            response = await client.post(
-                "/console/inbound",
-                json={
-                    "from": "+15550109999",
-                    "text": "who is this?",
-                    "id": "wamid-kill",
-                },
-            )
-            assert response.status_code == 202
+        await post_inbound(first, "+15550109999", "who is this?", "wamid-kill")
         # Greeting, intake turn, intake reply, then the prompt's text: the daily
         # prompt's job is running once the fourth request is in.
         wait = (due - datetime.now(UTC)).total_seconds() + 30
         await wait_for_requests(llm, 4, timeout=wait)
-        async with first.client() as client:
-            # Accepted and recorded while the participant's actor is still busy.
-            response = await client.post(
-                "/console/inbound",
-                json={
-                    "from": "+15550102000",
-                    "text": "done it, thanks",
-                    "id": "wamid-busy",
-                },
-            )
-            assert response.status_code == 202
+        # Accepted and recorded while the participant's actor is still busy.
+        await post_inbound(first, "+15550102000", "done it, thanks", "wamid-busy")
         await trio.sleep(1)
         results["before_kill"] = first.messages()
         first.kill()

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from promptpipe.models import JobStatus, NewJob, OutboxStatus
+from promptpipe.models import JobStatus, NewJob, OutboxStatus, Participant
 from promptpipe.store.base import EnqueueJob
 from promptpipe.store.memory import MemoryStore
 from tests.fakes.llm import ScriptedChatModel
@@ -23,6 +23,34 @@ from tests.flow.harness import (
     seed_participant,
     utc,
 )
+
+
+async def seed_two_daily_prompts(
+    store: MemoryStore,
+    schedules: list[dict[str, str]],
+    dues: list[str],
+    participant: Participant | None = None,
+) -> None:
+    """Seed a FEEDBACK participant with ``schedules`` and a queued job per due."""
+    await seed_participant(
+        store,
+        participant,
+        {
+            "conversationState": "FEEDBACK",
+            "userProfile": json.dumps(FULL_PROFILE),
+            "scheduleRegistry": json.dumps(schedules),
+        },
+    )
+    jobs = [
+        NewJob(
+            "recurring_prompt",
+            utc(due),
+            {"participant_id": P_ID, "schedule_id": schedule["id"], "to": P_PHONE},
+            f"recurring_prompt:{P_ID}:{schedule['id']}",
+        )
+        for due, schedule in zip(dues, schedules, strict=True)
+    ]
+    await store.apply([EnqueueJob(job) for job in jobs], utc("2025-06-01T00:00:00Z"))
 
 
 async def test_auto_feedback_skipped_after_reply(autojump_clock) -> None:
@@ -74,27 +102,12 @@ async def test_intensity_day_in_participant_timezone(autojump_clock) -> None:
         sydney_schedule("sched_a000000000000000", "00:00"),
         sydney_schedule("sched_b000000000000000", "00:20"),
     ]
-    await seed_participant(
+    await seed_two_daily_prompts(
         store,
+        schedules,
+        ["2025-06-02T13:50:00Z", "2025-06-02T14:10:00Z"],
         make_participant(timezone="Australia/Sydney"),
-        {
-            "conversationState": "FEEDBACK",
-            "userProfile": json.dumps(FULL_PROFILE),
-            "scheduleRegistry": json.dumps(schedules),
-        },
     )
-    jobs = [
-        NewJob(
-            "recurring_prompt",
-            utc(due),
-            {"participant_id": P_ID, "schedule_id": schedule["id"], "to": P_PHONE},
-            f"recurring_prompt:{P_ID}:{schedule['id']}",
-        )
-        for due, schedule in zip(
-            ["2025-06-02T13:50:00Z", "2025-06-02T14:10:00Z"], schedules, strict=True
-        )
-    ]
-    await store.apply([EnqueueJob(job) for job in jobs], utc("2025-06-01T00:00:00Z"))
     llm = ScriptedChatModel()
     llm.queue(ScriptedReply(content="Prompt 1"), ScriptedReply(content="Prompt 2"))
 
@@ -192,26 +205,9 @@ async def test_failed_intensity_poll_not_recorded(autojump_clock) -> None:
             ("sched_b000000000000000", "21:10"),
         ]
     ]
-    await seed_participant(
-        store,
-        state_data={
-            "conversationState": "FEEDBACK",
-            "userProfile": json.dumps(FULL_PROFILE),
-            "scheduleRegistry": json.dumps(schedules),
-        },
+    await seed_two_daily_prompts(
+        store, schedules, ["2025-06-02T09:00:00Z", "2025-06-02T21:00:00Z"]
     )
-    jobs = [
-        NewJob(
-            "recurring_prompt",
-            utc(due),
-            {"participant_id": P_ID, "schedule_id": schedule["id"], "to": P_PHONE},
-            f"recurring_prompt:{P_ID}:{schedule['id']}",
-        )
-        for due, schedule in zip(
-            ["2025-06-02T09:00:00Z", "2025-06-02T21:00:00Z"], schedules, strict=True
-        )
-    ]
-    await store.apply([EnqueueJob(job) for job in jobs], utc("2025-06-01T00:00:00Z"))
     llm = ScriptedChatModel()
     llm.queue(ScriptedReply(content="Prompt 1"), ScriptedReply(content="Prompt 2"))
 

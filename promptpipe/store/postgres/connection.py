@@ -109,11 +109,11 @@ def _url_arguments(dsn: str) -> dict[str, Any]:
         # urllib's messages name the part: "Invalid IPv6 URL", "Port could not be
         # cast to integer value as 'x'".
         raise ValueError(
-            f"malformed PostgreSQL URL: {exc}; expected "
+            f"invalid PostgreSQL URL: {exc}; expected "
             "postgresql://user:password@host:port/database"
         ) from None
-    if port == 0:
-        raise ValueError("port 0 is not a valid PostgreSQL port")
+    if port is not None:
+        _port(str(port))
     query = parse_qsl(parts.query, keep_blank_values=True)
     timeouts = [value for key, value in query if key == "connect_timeout"]
     if not timeouts:
